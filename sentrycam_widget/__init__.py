@@ -1,0 +1,34 @@
+"""sentrycam_widget: watch a neural network learn, checkpoint by checkpoint, in Jupyter.
+
+Public names are imported lazily so that ``import sentrycam_widget`` stays cheap (no umap,
+no numba compilation) until a feature that needs them is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "Checkpoint": "sentrycam_widget.capture",
+    "LinearHead": "sentrycam_widget.capture",
+    "TorchHead": "sentrycam_widget.capture",
+    "Frame": "sentrycam_widget.projection",
+    "Background": "sentrycam_widget.projection",
+    "make_projector": "sentrycam_widget.projection",
+    "available_methods": "sentrycam_widget.projection",
+    "SentryCamError": "sentrycam_widget.errors",
+    "InputError": "sentrycam_widget.errors",
+    "RunFormatError": "sentrycam_widget.errors",
+    "WorkerError": "sentrycam_widget.errors",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'sentrycam_widget' has no attribute {name!r}")
