@@ -8,11 +8,14 @@ module and the projectors know torch.
 
 from __future__ import annotations
 
+import copy
+import difflib
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+import torch.utils.data
 
 from .errors import InputError
 
@@ -101,6 +104,7 @@ class Checkpoint:
     def __post_init__(self) -> None:
         self.features = np.ascontiguousarray(self.features, dtype=np.float32)
         self.labels = np.ascontiguousarray(self.labels).astype(np.int64, copy=False)
+        self._check_linear_head()
         if self.logits is None and self.head is not None:
             self.logits = np.asarray(self.head(self.features), dtype=np.float32)
         if self.logits is not None:
@@ -119,6 +123,21 @@ class Checkpoint:
     def predictions(self) -> np.ndarray | None:
         """argmax of the logits, or None when the checkpoint has no logits."""
         return None if self.logits is None else self.logits.argmax(axis=1)
+
+    def _check_linear_head(self) -> None:
+        if not isinstance(self.head, LinearHead) or self.features.ndim != 2:
+            return
+        if self.head.in_features != self.features.shape[1]:
+            raise InputError(
+                f"the head expects {self.head.in_features} input features but the features of "
+                f"checkpoint {self.index} have D = {self.features.shape[1]}"
+            )
+        logits_shape = np.shape(self.logits) if self.logits is not None else ()
+        if len(logits_shape) == 2 and logits_shape[1] != self.head.n_classes:
+            raise InputError(
+                f"the head has {self.head.n_classes} classes but the logits of checkpoint "
+                f"{self.index} have {logits_shape[1]}"
+            )
 
     def validate(self) -> None:
         """Fail fast, naming the problem, on anything a projector could not use."""
@@ -152,3 +171,435 @@ def _require_finite(what: str, array: np.ndarray) -> None:
     if not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).sum())
         raise InputError(f"{what} contain {bad} NaN/inf value(s)")
+
+
+# --------------------------------------------------------------------------------------------
+# Recording: probe sets, layer resolution, forward-hook capture
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class ProbeSet:
+    """The fixed probe samples fed through the model at every checkpoint, in a fixed order.
+
+    ``inputs`` is the model's input tensor [N, ...] (kept on CPU; batches move to the model's
+    device), ``labels`` int64 [N]. ``images`` are optional uint8 thumbnails [N, h, w] or
+    [N, h, w, 3] stored with the run for hover tooltips.
+    """
+
+    inputs: torch.Tensor
+    labels: np.ndarray
+    images: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.inputs, torch.Tensor):
+            raise InputError(f"probe inputs must be a tensor, got {type(self.inputs).__name__}")
+        self.labels = _as_label_array(self.labels)
+        n = int(self.labels.shape[0])
+        if self.inputs.ndim < 1 or self.inputs.shape[0] != n:
+            raise InputError(
+                f"probe inputs and labels disagree: inputs have shape {tuple(self.inputs.shape)}, "
+                f"labels have {n} entries"
+            )
+        if n < 2:
+            raise InputError(f"the probe set needs at least 2 samples, got {n}")
+        if np.unique(self.labels).size < 2:
+            raise InputError(
+                "the probe set has only one class; SentryCam needs at least two classes to "
+                "draw decision regions and class geometry"
+            )
+        if self.inputs.is_floating_point() and not bool(torch.isfinite(self.inputs).all()):
+            bad = int((~torch.isfinite(self.inputs)).sum())
+            raise InputError(f"probe inputs contain {bad} NaN/inf value(s)")
+        if self.images is not None:
+            self.images = _as_thumbnails(self.images, n)
+
+    @property
+    def n_points(self) -> int:
+        return int(self.labels.shape[0])
+
+    @classmethod
+    def from_any(cls, probe: ProbeLike, *, images: Any = None) -> ProbeSet:
+        """Build a probe set from ``(x, y)`` tensors/arrays, a DataLoader of ``(x, y)``, or a ProbeSet.
+
+        A DataLoader is read once, here, so every checkpoint sees the same samples in the same
+        order even if the loader shuffles.
+        """
+        if isinstance(probe, ProbeSet):
+            if images is None:
+                return probe
+            return cls(probe.inputs, probe.labels, images)
+        if isinstance(probe, torch.utils.data.DataLoader):
+            inputs, labels = _read_loader(probe)
+            return cls(inputs, labels, images)
+        if isinstance(probe, (tuple, list)) and len(probe) == 2:
+            return cls(_as_input_tensor(probe[0]), probe[1], images)
+        raise InputError(
+            "probe must be (inputs, labels) tensors/arrays or a DataLoader yielding (inputs, "
+            f"labels) batches, got {type(probe).__name__}"
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready summary stored in the run manifest."""
+        return {
+            "n_points": self.n_points,
+            "input_shape": list(self.inputs.shape[1:]),
+            "input_dtype": str(self.inputs.dtype).replace("torch.", ""),
+            "has_images": self.images is not None,
+        }
+
+
+ProbeLike = ProbeSet | tuple[Any, Any] | torch.utils.data.DataLoader
+
+
+def images_from_inputs(inputs: Any) -> np.ndarray:
+    """Thumbnails for tooltips from image-like probe inputs [N, h, w], [N, 1|3, h, w] or [N, h, w, 3].
+
+    Scales the whole set's value range to 0..255 (one scale for all images, so they stay
+    comparable).
+    """
+    x = np.asarray(inputs.detach().cpu() if isinstance(inputs, torch.Tensor) else inputs)
+    if x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3):
+        x = np.moveaxis(x, 1, -1)
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if not (x.ndim == 3 or (x.ndim == 4 and x.shape[-1] == 3)):
+        raise InputError(
+            f"cannot make thumbnails from inputs of shape {x.shape}; expected [N, h, w], "
+            "[N, 1|3, h, w] or [N, h, w, 3]"
+        )
+    x = x.astype(np.float64)
+    lo, hi = float(np.min(x)), float(np.max(x))
+    scaled = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    return np.round(scaled * 255).astype(np.uint8)
+
+
+def resolve_layer(
+    model: torch.nn.Module, layer: str | torch.nn.Module | None
+) -> tuple[torch.nn.Module, str, bool]:
+    """Find the layer to record: ``(module, qualified name, use_input)``.
+
+    ``None`` means the input of the last ``nn.Linear`` in ``model.modules()`` order (the
+    penultimate features); a name or a module means that module's output.
+    """
+    named = dict(model.named_modules())
+    if layer is None:
+        name, module = _last_linear(model)
+        return module, name, True
+    if isinstance(layer, str):
+        if layer not in named:
+            raise InputError(_unknown_layer_message(layer, list(named)))
+        return named[layer], layer, False
+    if isinstance(layer, torch.nn.Module):
+        for name, module in named.items():
+            if module is layer:
+                return module, name, False
+        raise InputError(
+            f"layer module {type(layer).__name__} is not a submodule of the model; pass one of "
+            "model.named_modules() or its name"
+        )
+    raise InputError(f"layer must be a module name, a module or None, got {type(layer).__name__}")
+
+
+class Recorder:
+    """Captures checkpoints of one model on one probe set at one layer.
+
+    Layer and head are resolved (and checked) once here, so a bad argument fails when the
+    recorder is created rather than at the first checkpoint.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        probe: ProbeLike,
+        *,
+        layer: str | torch.nn.Module | None = None,
+        head: torch.nn.Module | Head | None = None,
+        batch_size: int = 512,
+    ) -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if int(batch_size) < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.probe = ProbeSet.from_any(probe)
+        self.layer_module, self.layer_name, self.use_input = resolve_layer(model, layer)
+        self.batch_size = int(batch_size)
+        if head is None and not self.use_input:
+            raise InputError(
+                f"layer {self.layer_name!r} is not the input of the last Linear layer, so the "
+                "default head does not apply; pass head=<module mapping this layer's output "
+                "to the logits>"
+            )
+        self._head_source = head
+
+    def capture(
+        self, *, index: int, epoch: int, scalars: dict[str, float] | None = None
+    ) -> Checkpoint:
+        """Run the probe set through the model now and return the checkpoint record."""
+        features, logits = _forward_probe(
+            self.model,
+            self.probe.inputs,
+            self.layer_module,
+            self.use_input,
+            self.layer_name,
+            self.batch_size,
+        )
+        head = self._copy_head()
+        _check_head_fits(head, features, logits, self.layer_name)
+        return Checkpoint(
+            index=int(index),
+            epoch=int(epoch),
+            features=features,
+            labels=self.probe.labels,
+            logits=logits,
+            head=head,
+            scalars=dict(scalars or {}),
+        )
+
+    def _copy_head(self) -> Head:
+        source = self._head_source
+        if source is None:
+            source = self.layer_module
+        if isinstance(source, torch.nn.Linear):
+            return _linear_head(source)
+        if isinstance(source, torch.nn.Module):
+            module = copy.deepcopy(source).cpu().eval()
+            module.requires_grad_(False)
+            return TorchHead(module)
+        if isinstance(source, (LinearHead, TorchHead)):
+            return copy.deepcopy(source)
+        raise InputError(
+            f"head must be a torch module, LinearHead or TorchHead, got {type(source).__name__}"
+        )
+
+
+def capture_checkpoint(
+    model: torch.nn.Module,
+    probe: ProbeLike,
+    *,
+    index: int,
+    epoch: int,
+    layer: str | torch.nn.Module | None = None,
+    head: torch.nn.Module | Head | None = None,
+    scalars: dict[str, float] | None = None,
+    batch_size: int = 512,
+) -> Checkpoint:
+    """One-shot capture; see :class:`Recorder` (use it directly to capture many checkpoints)."""
+    recorder = Recorder(model, probe, layer=layer, head=head, batch_size=batch_size)
+    return recorder.capture(index=index, epoch=epoch, scalars=scalars)
+
+
+def checkpoint_from_arrays(
+    index: int,
+    epoch: int,
+    features: Any,
+    labels: Any,
+    logits: Any = None,
+    head_W: Any = None,
+    head_b: Any = None,
+    scalars: dict[str, float] | None = None,
+) -> Checkpoint:
+    """Bring-your-own representations: a checkpoint from plain arrays (any framework).
+
+    With ``head_W`` [C, D] (and optionally ``head_b`` [C]) the head is linear and, when
+    ``logits`` are not given, ``logits = features @ head_W.T + head_b``.
+    """
+    features = _as_float_array("features", features)
+    head = None
+    if head_W is not None:
+        weight = _as_float_array("head_W", head_W)
+        bias = np.zeros(weight.shape[0], np.float32) if head_b is None else head_b
+        head = LinearHead(weight, _as_float_array("head_b", bias))
+    elif head_b is not None:
+        raise InputError("head_b was given without head_W; pass both (or only head_W)")
+    return Checkpoint(
+        index=int(index),
+        epoch=int(epoch),
+        features=features,
+        labels=_as_label_array(labels),
+        logits=None if logits is None else _as_float_array("logits", logits),
+        head=head,
+        scalars=dict(scalars or {}),
+    )
+
+
+def _forward_probe(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    layer: torch.nn.Module,
+    use_input: bool,
+    layer_name: str,
+    batch_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Eval-mode, no-grad forward of the probe in batches; per-module train flags restored."""
+    captured: list[torch.Tensor] = []
+
+    def hook(_module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        value = args[0] if use_input else output
+        if not isinstance(value, torch.Tensor):
+            where = "input" if use_input else "output"
+            raise InputError(
+                f"the {where} of layer {layer_name!r} is a {type(value).__name__}, not a tensor; "
+                "choose a layer whose output is one tensor"
+            )
+        captured.append(value.detach())
+
+    device, dtype = _model_device_dtype(model)
+    flags = [(module, module.training) for module in model.modules()]
+    handle = layer.register_forward_hook(hook)
+    feats, outs = [], []
+    try:
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, inputs.shape[0], batch_size):
+                batch = inputs[start : start + batch_size].to(device)
+                if batch.is_floating_point() and dtype is not None:
+                    batch = batch.to(dtype)
+                captured.clear()
+                output = model(batch)
+                feats.append(_single_capture(captured, layer_name, batch.shape[0]))
+                outs.append(_logits_of(output, batch.shape[0]))
+    finally:
+        handle.remove()
+        for module, training in flags:
+            module.training = training
+    return torch.cat(feats).numpy(), torch.cat(outs).numpy()
+
+
+def _single_capture(captured: list[torch.Tensor], layer_name: str, batch: int) -> torch.Tensor:
+    if len(captured) != 1:
+        raise InputError(
+            f"layer {layer_name!r} ran {len(captured)} times in one forward pass; choose a layer "
+            "that runs exactly once"
+        )
+    value = captured[0]
+    if value.shape[0] != batch:
+        raise InputError(
+            f"layer {layer_name!r} produced shape {tuple(value.shape)}; its first dimension must "
+            f"be the batch ({batch})"
+        )
+    return value.reshape(batch, -1).float().cpu()
+
+
+def _logits_of(output: Any, batch: int) -> torch.Tensor:
+    if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != batch:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise InputError(f"the model must return logits [batch, C]; it returned {shape}")
+    return output.detach().float().cpu()
+
+
+def _model_device_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dtype | None]:
+    for tensor in [*model.parameters(), *model.buffers()]:
+        dtype = tensor.dtype if tensor.is_floating_point() else None
+        return tensor.device, dtype
+    return torch.device("cpu"), None
+
+
+def _last_linear(model: torch.nn.Module) -> tuple[str, torch.nn.Linear]:
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    if not linears:
+        raise InputError(
+            "the model has no nn.Linear layer, so there is no default layer; pass layer=<name> "
+            "and head=<module mapping it to the logits>"
+        )
+    return linears[-1]
+
+
+def _unknown_layer_message(layer: str, names: list[str]) -> str:
+    names = [n for n in names if n]
+    close = difflib.get_close_matches(layer, names, n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    shown = ", ".join(names[:40]) + (", ..." if len(names) > 40 else "")
+    return f"the model has no layer named {layer!r}.{hint} Available layers: {shown}"
+
+
+def _linear_head(linear: torch.nn.Linear) -> LinearHead:
+    weight = linear.weight.detach().float().cpu().numpy().copy()
+    if linear.bias is None:
+        bias = np.zeros(weight.shape[0], np.float32)
+    else:
+        bias = linear.bias.detach().float().cpu().numpy().copy()
+    return LinearHead(weight, bias)
+
+
+def _check_head_fits(head: Head, features: np.ndarray, logits: np.ndarray, layer: str) -> None:
+    """The head must map this layer's [N, D] features to [N, C] logits."""
+    d, c = features.shape[1], logits.shape[1]
+    if isinstance(head, LinearHead):
+        if head.in_features != d:
+            raise InputError(
+                f"the head expects {head.in_features} input features but layer {layer!r} gives {d}"
+            )
+        return
+    try:
+        out = head(features[:2])
+    except Exception as exc:
+        raise InputError(
+            f"the head cannot be applied to layer {layer!r}'s flattened features [N, {d}]: {exc}"
+        ) from exc
+    if out.ndim != 2 or out.shape[1] != c:
+        raise InputError(
+            f"the head maps layer {layer!r}'s features to shape {tuple(out.shape)}, but the "
+            f"model's logits have {c} classes"
+        )
+
+
+def _read_loader(loader: torch.utils.data.DataLoader[Any]) -> tuple[torch.Tensor, np.ndarray]:
+    xs, ys = [], []
+    for batch in loader:
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise InputError("the probe DataLoader must yield (inputs, labels) batches")
+        xs.append(_as_input_tensor(batch[0]))
+        ys.append(_as_label_array(batch[1]))
+    if not xs:
+        raise InputError("the probe DataLoader yielded no batches")
+    return torch.cat(xs), np.concatenate(ys)
+
+
+def _as_input_tensor(x: Any) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        tensor = x.detach().cpu()
+    else:
+        try:
+            tensor = torch.as_tensor(np.asarray(x))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"probe inputs must be a tensor or array: {exc}") from exc
+    if tensor.dtype == torch.float64:
+        tensor = tensor.float()
+    return tensor
+
+
+def _as_label_array(labels: Any) -> np.ndarray:
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    array = np.asarray(labels)
+    if array.ndim != 1:
+        raise InputError(f"labels must be 1-D [N], got shape {array.shape}")
+    if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+        array = array.astype(np.int64)
+    if array.dtype.kind not in "iu":
+        raise InputError(f"labels must be integer class indices, got dtype {array.dtype}")
+    if array.size and array.min() < 0:
+        raise InputError("labels must be non-negative class indices")
+    return array.astype(np.int64, copy=False)
+
+
+def _as_float_array(name: str, value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        return np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be a numeric array: {exc}") from exc
+
+
+def _as_thumbnails(images: Any, n: int) -> np.ndarray:
+    array = np.asarray(images)
+    if array.dtype != np.uint8:
+        array = images_from_inputs(array)
+    if array.shape[0] != n or not (array.ndim == 3 or (array.ndim == 4 and array.shape[-1] == 3)):
+        raise InputError(
+            f"images must be uint8 [N, h, w] or [N, h, w, 3] with N = {n}, got {array.shape}"
+        )
+    return np.ascontiguousarray(array)
