@@ -1,0 +1,235 @@
+// Pure data logic of the widget: decoding the binary payloads Python sends, colours, the
+// decision-background raster, hit testing and trajectories. No DOM and no Bokeh here, so all of
+// it is unit-tested under node.
+
+const WHITE = 255;
+
+/** A typed-array view of a binary buffer (DataView, typed array or ArrayBuffer), copying only
+ * when the bytes are not aligned for the element type. */
+export function typedView(buffer, Type) {
+  if (buffer == null) return null;
+  let bytes;
+  if (buffer instanceof ArrayBuffer) bytes = new Uint8Array(buffer);
+  else if (ArrayBuffer.isView(buffer)) {
+    bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  } else throw new TypeError(`expected a binary buffer, got ${typeof buffer}`);
+  if (bytes.byteLength % Type.BYTES_PER_ELEMENT !== 0) {
+    throw new RangeError(`buffer of ${bytes.byteLength} bytes is not a whole number of ${Type.name}`);
+  }
+  if (bytes.byteOffset % Type.BYTES_PER_ELEMENT !== 0) bytes = bytes.slice();
+  return new Type(bytes.buffer, bytes.byteOffset, bytes.byteLength / Type.BYTES_PER_ELEMENT);
+}
+
+const DTYPES = { uint8: Uint8Array, uint16: Uint16Array, float32: Float32Array };
+
+/** Decode `{dtype, shape, buffer}` as sent by sentrycam_widget.widget._array. */
+export function decodeArray(packed) {
+  if (packed == null) return null;
+  const Type = DTYPES[packed.dtype];
+  if (!Type) throw new TypeError(`unsupported dtype ${packed.dtype}`);
+  const data = typedView(packed.buffer, Type);
+  const size = packed.shape.reduce((a, b) => a * b, 1);
+  if (data.length !== size) {
+    throw new RangeError(`array of shape [${packed.shape}] holds ${data.length} values`);
+  }
+  return { data, shape: packed.shape };
+}
+
+/** The probe set: labels, palette, class names and optional thumbnails. */
+export function decodeProbe(probe) {
+  const labels = decodeArray(probe.labels).data;
+  const palette = decodeArray(probe.palette).data;
+  const thumbs = decodeArray(probe.thumbnails);
+  return {
+    n: labels.length,
+    labels,
+    palette,
+    nClasses: palette.length / 3,
+    classNames: probe.class_names ?? [],
+    thumbs,
+  };
+}
+
+/** One checkpoint: epoch, scalars and the model's predictions/confidence on the probe set. */
+export function decodeCheckpoint(data) {
+  return {
+    index: data.index,
+    epoch: data.epoch,
+    scalars: data.scalars ?? {},
+    pred: data.pred ? decodeArray(data.pred).data : null,
+    conf: data.conf ? decodeArray(data.conf).data : null,
+  };
+}
+
+/** One frame: coordinates split into x and y columns (what Bokeh draws) plus the extras. */
+export function decodeFrame(data) {
+  const xy = decodeArray(data.xy).data;
+  const n = xy.length / 2;
+  const x = new Float32Array(n);
+  const y = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    x[i] = xy[2 * i];
+    y[i] = xy[2 * i + 1];
+  }
+  const bg = data.background;
+  return {
+    method: data.method,
+    index: data.index,
+    epoch: data.epoch,
+    x,
+    y,
+    bounds: data.bounds,
+    background: bg
+      ? {
+          classes: decodeArray(bg.classes),
+          alpha: decodeArray(bg.alpha).data,
+          extent: bg.extent,
+        }
+      : null,
+    metrics: data.metrics ?? {},
+    alerts: data.alerts ?? [],
+  };
+}
+
+/** Bokeh colour number 0xRRGGBBAA. */
+export function packColour(r, g, b, a = 255) {
+  return ((r << 24) | (g << 16) | (b << 8) | a) >>> 0;
+}
+
+/** Per-point colours (SPEC §2.6): correct points are dots in the label's colour; a
+ * misclassified point is a dot in the predicted class's colour inside a ring in the label's
+ * colour (drawn as the dot's outline). */
+export function pointStyle(labels, pred, palette) {
+  const n = labels.length;
+  const fill = new Uint32Array(n);
+  const line = new Uint32Array(n);
+  const lineWidth = new Float32Array(n);
+  const colour = (c) => packColour(palette[3 * c], palette[3 * c + 1], palette[3 * c + 2]);
+  let wrong = 0;
+  for (let i = 0; i < n; i++) {
+    const label = labels[i];
+    const p = pred ? pred[i] : label;
+    fill[i] = colour(p);
+    line[i] = colour(label);
+    if (p !== label) {
+      lineWidth[i] = 2.5;
+      wrong++;
+    }
+  }
+  return { fill, line, lineWidth, wrong };
+}
+
+/** numpy.rint: round half to even, so JS and Python colour the raster identically. */
+export function rint(v) {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** RGBA bytes of a decision raster (row 0 = bottom): rgb = 0.5·m'·class + (1 − m')·white with
+ * m' = alpha / 255, the same rule as render.background_rgba in Python. */
+export function backgroundRGBA(background, palette) {
+  const classes = background.classes.data;
+  const { alpha } = background;
+  const out = new Uint8Array(classes.length * 4);
+  for (let i = 0; i < classes.length; i++) {
+    const s = alpha[i] / 255;
+    const c = 3 * classes[i];
+    for (let k = 0; k < 3; k++) {
+      out[4 * i + k] = Math.min(255, Math.max(0, rint(0.5 * s * palette[c + k] + (1 - s) * WHITE)));
+    }
+    out[4 * i + 3] = 255;
+  }
+  return out;
+}
+
+/** Where the raster lies in data coordinates: cell centres sit on linspace(x0, x1, R), so the
+ * image reaches half a cell beyond the extent on each side. */
+export function backgroundPlacement(background) {
+  const [rows, cols] = background.classes.shape;
+  const [x0, x1, y0, y1] = background.extent;
+  const dx = cols > 1 ? (x1 - x0) / (cols - 1) : 1;
+  const dy = rows > 1 ? (y1 - y0) / (rows - 1) : 1;
+  return { x: x0 - dx / 2, y: y0 - dy / 2, dw: x1 - x0 + dx, dh: y1 - y0 + dy, rows, cols };
+}
+
+/** Axis ranges of a frame: the background's area when there is one, else the points' bounds
+ * padded by 5 %. */
+export function frameRanges(frame) {
+  if (frame.background) {
+    const p = backgroundPlacement(frame.background);
+    return [p.x, p.x + p.dw, p.y, p.y + p.dh];
+  }
+  const [x0, x1, y0, y1] = frame.bounds;
+  const px = (x1 - x0 || 1) * 0.05;
+  const py = (y1 - y0 || 1) * 0.05;
+  return [x0 - px, x1 + px, y0 - py, y1 + py];
+}
+
+/** Index of the point nearest to (px, py) within `maxPx` screen pixels, or -1. `kx`, `ky` are
+ * pixels per data unit, so distance is measured on screen. */
+export function nearestPoint(x, y, px, py, kx, ky, maxPx) {
+  let best = -1;
+  let bestD = maxPx * maxPx;
+  for (let i = 0; i < x.length; i++) {
+    const dx = (x[i] - px) * kx;
+    const dy = (y[i] - py) * ky;
+    const d = dx * dx + dy * dy;
+    if (d <= bestD) {
+      bestD = d;
+      best = i;
+    }
+  }
+  return best;
+}
+
+/** One point's path through the frames of one method, in checkpoint order. */
+export function trajectory(framesByIndex, point) {
+  const indices = [...framesByIndex.keys()].sort((a, b) => a - b);
+  const xs = new Float32Array(indices.length);
+  const ys = new Float32Array(indices.length);
+  indices.forEach((index, k) => {
+    const f = framesByIndex.get(index);
+    xs[k] = f.x[point];
+    ys[k] = f.y[point];
+  });
+  return { xs, ys, indices };
+}
+
+/** Alerts of one method grouped by checkpoint index, each with a one-line explanation. */
+export function alertsByCheckpoint(framesByIndex) {
+  const out = new Map();
+  for (const [index, frame] of framesByIndex) {
+    if (frame.alerts.length) out.set(index, frame.alerts.map(alertText));
+  }
+  return out;
+}
+
+export function alertText(alert) {
+  const what = alert.explanation ?? alert.message ?? `${alert.signal} fired`;
+  return alert.signal ? `${alert.signal}: ${what}` : what;
+}
+
+/** Faithfulness badge text, e.g. "T(15) 0.912 · PPR 0.97". */
+export function badgeText(metrics) {
+  const parts = [];
+  if (metrics.trustworthiness != null) parts.push(`T(15) ${metrics.trustworthiness.toFixed(3)}`);
+  if (metrics.ppr != null) parts.push(`PPR ${metrics.ppr.toFixed(3)}`);
+  return parts.join(" · ");
+}
+
+/** The live status line from the `status` trait. */
+export function statusText(status, nCheckpoints) {
+  const parts = [`${nCheckpoints} checkpoint${nCheckpoints === 1 ? "" : "s"}`];
+  if (status.latest_epoch != null) parts.push(`latest epoch ${status.latest_epoch}`);
+  if (status.projecting) parts.push(`projecting ${status.projecting}`);
+  if (status.queued) parts.push(`queue ${status.queued}`);
+  if (status.backfill) parts.push(`${status.backfill} to backfill`);
+  if (status.warming) parts.push("warming up (first projection compiles)");
+  if (status.closed) parts.push("done");
+  return parts.join(" · ");
+}
+
+/** Display name of a projection method. */
+export function methodLabel(method) {
+  return { sentrycam: "SentryCam", umap: "UMAP", dvi: "DVI" }[method] ?? method;
+}

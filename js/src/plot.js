@@ -1,0 +1,99 @@
+// The BokehJS side: load BokehJS once per page from the copy the widget carries (no CDN), embed
+// the figure Python built, and expose the few operations the view needs. The view talks only to
+// this small interface, so unit tests substitute a recording fake for it.
+
+const LOADING = Symbol.for("sentrycam_widget.bokeh_loading");
+
+/** Make `window.Bokeh` (version `version`) available, injecting `source` once per page. */
+export function ensureBokeh(source, version) {
+  const g = globalThis;
+  if (g.Bokeh?.version === version) return Promise.resolve(g.Bokeh);
+  if (g[LOADING]) return g[LOADING];
+  if (!source) {
+    return Promise.reject(new Error(`BokehJS ${version} is not on this page and the widget carries no copy`));
+  }
+  g[LOADING] = new Promise((resolve, reject) => {
+    // An AMD loader (classic notebook's require.js) would swallow the UMD bundle: hide it.
+    const define = g.define;
+    g.define = undefined;
+    try {
+      const script = document.createElement("script");
+      script.textContent = source;
+      document.head.appendChild(script);
+    } finally {
+      g.define = define;
+    }
+    if (g.Bokeh?.version === version) resolve(g.Bokeh);
+    else reject(new Error(`loading BokehJS ${version} failed (found ${g.Bokeh?.version ?? "none"})`));
+  });
+  return g[LOADING];
+}
+
+function ndarrayOf(Bokeh, data, shape) {
+  return Bokeh.require("core/util/ndarray").ndarray(data, { shape });
+}
+
+/** Embed the figure (`item` = bokeh.embed.json_item) into `container`; returns the adapter. */
+export async function createBokehPlot(container, item, Bokeh) {
+  const views = await Bokeh.embed.embed_item(item, container);
+  const plotView = [...views._roots][0];
+  const doc = plotView.model.document;
+  const model = (name) => doc.get_model_by_name(name);
+  const points = model("points");
+  const background = model("background");
+  const trail = model("trajectory");
+  const highlight = model("highlight");
+  const xRange = model("x_range");
+  const yRange = model("y_range");
+  return {
+    plotView,
+    setPoints({ x, y, fill, line, lineWidth }) {
+      points.data = { x, y, fill, line, line_width: lineWidth };
+    },
+    clearPoints() {
+      points.data = { x: [], y: [], fill: [], line: [], line_width: [] };
+    },
+    setBackground(bg) {
+      if (!bg) {
+        background.data = { image: [], x: [], y: [], dw: [], dh: [] };
+        return;
+      }
+      const image = new Uint32Array(bg.rgba.buffer, bg.rgba.byteOffset, bg.rgba.byteLength / 4);
+      background.data = {
+        image: [ndarrayOf(Bokeh, image, [bg.rows, bg.cols])],
+        x: [bg.x],
+        y: [bg.y],
+        dw: [bg.dw],
+        dh: [bg.dh],
+      };
+    },
+    setRanges([x0, x1, y0, y1]) {
+      xRange.setv({ start: x0, end: x1 });
+      yRange.setv({ start: y0, end: y1 });
+    },
+    setTrajectory(path) {
+      trail.data = path ? { x: path.xs, y: path.ys } : { x: [], y: [] };
+    },
+    setHighlight(point) {
+      highlight.data = point ? { x: [point.x], y: [point.y] } : { x: [], y: [] };
+    },
+    /** Data coordinates and pixels-per-unit under a client (mouse) position, or null outside. */
+    toData(clientX, clientY) {
+      const rect = plotView.canvas_view.el.getBoundingClientRect();
+      const sx = clientX - rect.left;
+      const sy = clientY - rect.top;
+      const { bbox, x_scale, y_scale } = plotView.frame;
+      if (sx < bbox.left || sx > bbox.right || sy < bbox.top || sy > bbox.bottom) return null;
+      const kx = bbox.width / Math.abs(xRange.end - xRange.start);
+      const ky = bbox.height / Math.abs(yRange.end - yRange.start);
+      return { x: x_scale.invert(sx), y: y_scale.invert(sy), kx, ky };
+    },
+    /** Paint now (used by the benchmark to time a whole frame switch). */
+    repaint() {
+      plotView.repaint();
+    },
+    destroy() {
+      for (const view of views._roots) view.remove();
+    },
+  };
+}

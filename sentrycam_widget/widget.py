@@ -1,0 +1,276 @@
+"""The notebook widget: an anywidget whose BokehJS view scrubs through a run's frames.
+
+Data model (everything the browser needs lives in synced traits, so a saved notebook and an
+exported HTML file show every frame without a kernel):
+
+- ``probe``: labels, palette (shared with :func:`render.palette`), class names, thumbnails;
+  sent once.
+- ``checkpoints`` / ``frames``: lists of references to small child models, one per checkpoint
+  (epoch, predictions, confidence) and one per frame (coordinates, background raster, metrics,
+  alerts). A new frame is sent exactly once, as its child model's binary state; the parent's
+  list then grows by one short reference, so the bytes per frame do not grow with the run.
+- ``status``: the worker's live status line (queue, projecting, errors).
+
+Binary layout: float32 coordinates [N, 2], uint8 (or uint16 beyond 255 classes) class rasters,
+uint8 alpha, uint16 predictions, uint8 confidence; never JSON number lists. Only one thread (the
+monitor's worker) may call :meth:`SentryCamWidget.add_checkpoint` / ``add_frame`` /
+``set_status``; each call is one coherent update (``hold_sync``).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import bokeh
+import ipywidgets
+import numpy as np
+import traitlets
+
+from .capture import Checkpoint
+from .errors import InputError
+from .projection.base import Frame
+from .render import palette
+
+_STATIC = Path(__file__).parent / "static"
+_REF_PREFIX = "anywidget:"
+PLOT_SIZE = 520
+
+
+def _array(values: np.ndarray, dtype: str) -> dict[str, Any]:
+    """``{dtype, shape, buffer}``: a numpy array as one binary buffer (decoded by js/src/data.js)."""
+    array = np.ascontiguousarray(values, dtype=dtype)
+    return {"dtype": dtype, "shape": list(array.shape), "buffer": memoryview(array).cast("B")}
+
+
+def _refs_to_json(children: list[ipywidgets.Widget], _widget: Any) -> list[str]:
+    return [f"{_REF_PREFIX}{child.model_id}" for child in children]
+
+
+class _Payload(ipywidgets.Widget):
+    """A child model holding one checkpoint's or one frame's data (base ``WidgetModel``)."""
+
+    data = traitlets.Dict().tag(sync=True)
+
+
+@cache
+def bokeh_js() -> str:
+    """BokehJS from the installed ``bokeh`` package (same version as Python's; no CDN)."""
+    return (Path(bokeh.__file__).parent / "server" / "static" / "js" / "bokeh.min.js").read_text(
+        encoding="utf-8"
+    )
+
+
+def _plot_item() -> dict[str, Any]:
+    """The Bokeh figure (background image, points, trajectory, highlight) as a json_item.
+
+    The sources start empty; the browser fills them from the frames. Models carry names so the
+    JS finds them without knowing Bokeh's ids.
+    """
+    from bokeh.embed import json_item
+    from bokeh.models import ColumnDataSource, Range1d
+    from bokeh.plotting import figure
+
+    fig = figure(
+        width=PLOT_SIZE,
+        height=PLOT_SIZE,
+        x_range=Range1d(0, 1, name="x_range"),
+        y_range=Range1d(0, 1, name="y_range"),
+        tools="pan,wheel_zoom,box_zoom,reset,save",
+        toolbar_location="right",
+        output_backend="canvas",
+        name="plot",
+    )
+    fig.grid.visible = False
+    fig.axis.visible = False
+    background = ColumnDataSource(
+        {"image": [], "x": [], "y": [], "dw": [], "dh": []}, name="background"
+    )
+    fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=background)
+    points = ColumnDataSource(
+        {"x": [], "y": [], "fill": [], "line": [], "line_width": []}, name="points"
+    )
+    fig.scatter(
+        x="x",
+        y="y",
+        size=6,
+        fill_color="fill",
+        line_color="line",
+        line_width="line_width",
+        source=points,
+    )
+    trail = ColumnDataSource({"x": [], "y": []}, name="trajectory")
+    fig.line(x="x", y="y", source=trail, line_color="#222222", line_width=1.5)
+    fig.scatter(x="x", y="y", source=trail, size=4, fill_color="#222222", line_color=None)
+    highlight = ColumnDataSource({"x": [], "y": []}, name="highlight")
+    fig.scatter(
+        x="x",
+        y="y",
+        source=highlight,
+        size=14,
+        fill_color=None,
+        line_color="#000000",
+        line_width=2,
+    )
+    return json_item(fig)
+
+
+class SentryCamWidget(anywidget.AnyWidget):
+    """Scrubbable view of a run: points over decision regions, per method, per checkpoint."""
+
+    _esm = _STATIC / "widget.js"
+    _css = _STATIC / "widget.css"
+    _bokeh_js = traitlets.Unicode("").tag(sync=True)
+    _bokeh_version = traitlets.Unicode(bokeh.__version__).tag(sync=True)
+    _plot = traitlets.Dict().tag(sync=True)
+    probe = traitlets.Dict().tag(sync=True)
+    methods = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    inverse = traitlets.Dict().tag(sync=True)
+    checkpoints = traitlets.List().tag(sync=True, to_json=_refs_to_json)
+    frames = traitlets.List().tag(sync=True, to_json=_refs_to_json)
+    status = traitlets.Dict().tag(sync=True)
+
+    def __init__(
+        self,
+        labels: np.ndarray,
+        methods: dict[str, bool],
+        *,
+        class_names: list[str] | None = None,
+        thumbnails: np.ndarray | None = None,
+        embed_bokeh: bool = True,
+    ) -> None:
+        """``methods`` maps each method name to whether it has an inverse (a background)."""
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or labels.size < 2:
+            raise InputError(f"labels must be [N] with N >= 2, got shape {labels.shape}")
+        if not methods:
+            raise InputError("the widget needs at least one projection method")
+        n_classes = int(labels.max()) + 1
+        super().__init__(
+            _bokeh_js=bokeh_js() if embed_bokeh else "",
+            _plot=_plot_item(),
+            probe=_probe_payload(labels, n_classes, class_names, thumbnails),
+            methods=list(methods),
+            inverse={m: bool(v) for m, v in methods.items()},
+            status={},
+        )
+        self._frame_keys: set[tuple[str, int]] = set()
+
+    @property
+    def n_points(self) -> int:
+        return int(self.probe["labels"]["shape"][0])
+
+    def add_checkpoint(self, checkpoint: Checkpoint, status: dict[str, Any] | None = None) -> None:
+        """Send one checkpoint's predictions (call from the single writer thread)."""
+        payload = _Payload(data=checkpoint_payload(checkpoint))
+        with self.hold_sync():
+            self.checkpoints = [*self.checkpoints, payload]
+            if status is not None:
+                self.status = status
+
+    def add_frame(self, frame: Frame, status: dict[str, Any] | None = None) -> None:
+        """Send one frame (call from the single writer thread); each (method, index) once."""
+        key = (frame.method, frame.index)
+        if key in self._frame_keys:
+            raise InputError(f"frame {key} was already sent to the widget")
+        if len(frame.embedding) != self.n_points:
+            raise InputError(
+                f"frame has {len(frame.embedding)} points but the probe set has {self.n_points}"
+            )
+        payload = _Payload(data=frame_payload(frame))
+        self._frame_keys.add(key)
+        with self.hold_sync():
+            self.frames = [*self.frames, payload]
+            if status is not None:
+                self.status = status
+
+    def set_status(self, status: dict[str, Any]) -> None:
+        self.status = status
+
+    def payload_models(self) -> list[ipywidgets.Widget]:
+        """The child models (checkpoints then frames), e.g. for exporting the state."""
+        return [*self.checkpoints, *self.frames]
+
+
+def _probe_payload(
+    labels: np.ndarray,
+    n_classes: int,
+    class_names: list[str] | None,
+    thumbnails: np.ndarray | None,
+) -> dict[str, Any]:
+    if labels.min() < 0 or labels.max() > np.iinfo(np.uint16).max:
+        raise InputError("labels must be class indices in 0..65535")
+    names = [str(c) for c in range(n_classes)] if class_names is None else list(class_names)
+    if len(names) < n_classes:
+        raise InputError(f"class_names has {len(names)} names but labels go up to {n_classes - 1}")
+    payload: dict[str, Any] = {
+        "labels": _array(labels, "uint16"),
+        "palette": _array(palette(n_classes), "uint8"),
+        "class_names": names,
+        "thumbnails": None,
+    }
+    if thumbnails is not None:
+        thumbs = np.asarray(thumbnails)
+        if thumbs.dtype != np.uint8 or thumbs.shape[0] != labels.size or thumbs.ndim not in (3, 4):
+            raise InputError(
+                f"thumbnails must be uint8 [N, h, w] or [N, h, w, 3] with N = {labels.size}, got "
+                f"{thumbs.dtype} {thumbs.shape}"
+            )
+        payload["thumbnails"] = _array(thumbs, "uint8")
+    return payload
+
+
+def checkpoint_payload(checkpoint: Checkpoint) -> dict[str, Any]:
+    """Epoch, scalars, predictions (uint16) and confidence (softmax max, uint8 0..255)."""
+    data: dict[str, Any] = {
+        "index": int(checkpoint.index),
+        "epoch": int(checkpoint.epoch),
+        "scalars": {k: float(v) for k, v in checkpoint.scalars.items()},
+        "pred": None,
+        "conf": None,
+    }
+    if checkpoint.logits is not None:
+        logits = checkpoint.logits.astype(np.float64)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        confidence = shifted.max(axis=1) / shifted.sum(axis=1)
+        data["pred"] = _array(logits.argmax(axis=1), "uint16")
+        data["conf"] = _array(np.rint(confidence * 255), "uint8")
+    return data
+
+
+def frame_payload(frame: Frame) -> dict[str, Any]:
+    """Coordinates, point bounds, background raster, metrics and alerts of one frame."""
+    emb = frame.embedding
+    lo, hi = emb.min(axis=0), emb.max(axis=0)
+    data: dict[str, Any] = {
+        "method": frame.method,
+        "index": int(frame.index),
+        "epoch": int(frame.epoch),
+        "xy": _array(emb, "float32"),
+        "bounds": [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])],
+        "background": None,
+        "metrics": {k: float(v) for k, v in frame.metrics.items() if np.isfinite(v)},
+        "alerts": [_jsonable(a) for a in frame.alerts],
+    }
+    bg = frame.background
+    if bg is not None:
+        class_dtype = "uint8" if int(bg.classes.max(initial=0)) < 256 else "uint16"
+        data["background"] = {
+            "classes": _array(bg.classes, class_dtype),
+            "alpha": _array(bg.alpha, "uint8"),
+            "extent": list(bg.extent),
+        }
+    return data
+
+
+def _jsonable(value: Any) -> Any:
+    """Alert records as plain JSON (numpy scalars to Python numbers)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
