@@ -152,7 +152,7 @@ def test_annotate_runs_before_the_frame_is_stored(tmp_path):
     assert store.frame("pca-plumbing", 0).metrics == {}
 
 
-def test_project_run_resumes_in_a_new_process_with_identical_frames(tmp_path, capsys):
+def test_project_run_resumes_from_a_reopened_store_with_identical_frames(tmp_path, capsys):
     full = recorded_run(tmp_path / "full")
     expected = project_run(full, "pca-plumbing", metrics=False)
     assert [f.index for f in expected] == list(range(T))
