@@ -1,0 +1,150 @@
+"""Graphs the projector is trained on: spatial fuzzy kNN edges and temporal memory edges.
+
+Spatial (SPEC §2.2): exact kNN (or pynndescent for large sets) turned into UMAP's fuzzy
+simplicial set by umap-learn's ``fuzzy_simplicial_set``, very weak edges dropped. Temporal
+(SPEC §2.3): each current node linked to its cosine-nearest memory nodes. Edges are returned as
+``(head, tail, weight)`` arrays and sampled with probability proportional to weight (not DVI's
+inverse weighting). Shared with the DVI baseline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+EXACT_KNN_MAX_POINTS = 30_000
+_BLOCK_ROWS = 2048
+
+
+def knn_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest neighbours by euclidean distance, the point itself first (umap's convention).
+
+    Returns ``(indices [N, k] int64, distances [N, k] float32)``, each row sorted by distance.
+    Exact (blocked matrix products on torch) up to ``EXACT_KNN_MAX_POINTS`` points, pynndescent
+    above that.
+    """
+    n = x.shape[0]
+    if not 2 <= k <= n:
+        raise InputError(f"k nearest neighbours needs 2 <= k <= N = {n}, got k = {k}")
+    if n > EXACT_KNN_MAX_POINTS:
+        return _approximate_knn(x, k)
+    return _exact_knn(np.ascontiguousarray(x, dtype=np.float32), k)
+
+
+def _exact_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    data = torch.from_numpy(x)
+    sq_norms = (data * data).sum(1)
+    indices = np.empty((x.shape[0], k), dtype=np.int64)
+    for start in range(0, x.shape[0], _BLOCK_ROWS):
+        rows = torch.arange(start, min(start + _BLOCK_ROWS, x.shape[0]))
+        sq = sq_norms[rows, None] + sq_norms[None, :] - 2.0 * (data[rows] @ data.T)
+        sq[torch.arange(rows.numel()), rows] = -1.0  # self first, even among duplicates
+        indices[rows.numpy()] = torch.topk(sq, k, dim=1, largest=False).indices.numpy()
+    # recompute the chosen distances directly (the matrix-product form loses precision) and
+    # re-sort, keeping self in column 0
+    diffs = x[indices] - x[:, None, :]
+    dists = np.sqrt((diffs.astype(np.float64) ** 2).sum(-1))
+    dists[:, 0] = 0.0
+    order = np.argsort(dists[:, 1:], axis=1, kind="stable") + 1
+    order = np.concatenate([np.zeros((x.shape[0], 1), dtype=np.int64), order], axis=1)
+    rows_idx = np.arange(x.shape[0])[:, None]
+    return indices[rows_idx, order], dists[rows_idx, order].astype(np.float32)
+
+
+def _approximate_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    from pynndescent import NNDescent
+
+    n = x.shape[0]
+    index = NNDescent(
+        x,
+        n_neighbors=k,
+        metric="euclidean",
+        n_trees=min(64, 5 + round(n**0.5 / 20)),
+        n_iters=max(5, round(np.log2(n))),
+        random_state=0,
+    )
+    indices, dists = index.neighbor_graph
+    return indices.astype(np.int64), dists.astype(np.float32)
+
+
+def fuzzy_edges(
+    knn_indices: np.ndarray,
+    knn_dists: np.ndarray,
+    seed: int = 0,
+    min_weight_fraction: float = 0.01,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """UMAP's fuzzy simplicial set of a kNN graph as directed ``(head, tail, weight)`` edges.
+
+    Symmetrised by fuzzy union (so both directions of every edge are present, with equal weight);
+    edges weaker than ``min_weight_fraction * max(weight)`` are dropped (UMAP itself drops those
+    below max/n_epochs; the reference's max/3 discards most of the graph).
+    """
+    from umap.umap_ import fuzzy_simplicial_set
+
+    n, k = knn_indices.shape
+    graph, _, _ = fuzzy_simplicial_set(
+        np.empty((n, 1), dtype=np.float32),
+        k,
+        np.random.RandomState(seed),
+        "euclidean",
+        knn_indices=knn_indices,
+        knn_dists=knn_dists,
+    )
+    graph = graph.tocoo()
+    graph.sum_duplicates()
+    keep = graph.data >= min_weight_fraction * graph.data.max()
+    return (
+        graph.row[keep].astype(np.int64),
+        graph.col[keep].astype(np.int64),
+        graph.data[keep].astype(np.float32),
+    )
+
+
+def spatial_edges(
+    x: np.ndarray, k: int = 15, seed: int = 0, min_weight_fraction: float = 0.01
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fuzzy kNN edges ``(head, tail, weight)`` of the points ``x`` (SPEC §2.2)."""
+    indices, dists = knn_graph(x, min(k, x.shape[0]))
+    return fuzzy_edges(indices, dists, seed, min_weight_fraction)
+
+
+def temporal_edges(
+    current: np.ndarray, memory: np.ndarray, k: int = 5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each current node to its ``k`` cosine-nearest memory nodes: ``(current, memory, weight)``.
+
+    weight = (1 + cos) / 2, the cosine similarity mapped monotonically onto [0, 1] so it is a
+    membership strength (the reference's cos/2 tops out at 0.5 and goes negative for opposed
+    vectors). Memory nodes have no out-edges, so the fuzzy union A + Aᵀ − A∘Aᵀ of this bipartite
+    graph is A + Aᵀ: each returned edge stands for both directions with the same weight.
+    """
+    if memory.shape[0] == 0:
+        raise InputError("temporal edges need at least one memory node")
+    if current.shape[1] != memory.shape[1]:
+        raise InputError(
+            f"current and memory features differ in dimension: {current.shape[1]} vs "
+            f"{memory.shape[1]}"
+        )
+    k = min(k, memory.shape[0])
+    cur = torch.nn.functional.normalize(torch.from_numpy(np.asarray(current, np.float32)), dim=1)
+    mem = torch.nn.functional.normalize(torch.from_numpy(np.asarray(memory, np.float32)), dim=1)
+    heads, tails, cosines = [], [], []
+    for start in range(0, cur.shape[0], _BLOCK_ROWS):
+        block = cur[start : start + _BLOCK_ROWS] @ mem.T
+        top = torch.topk(block, k, dim=1)
+        heads.append(np.repeat(np.arange(start, start + block.shape[0]), k))
+        tails.append(top.indices.reshape(-1).numpy())
+        cosines.append(top.values.reshape(-1).numpy())
+    weight = (1.0 + np.clip(np.concatenate(cosines), -1.0, 1.0)) / 2.0
+    return np.concatenate(heads), np.concatenate(tails).astype(np.int64), weight.astype(np.float32)
+
+
+def sample_edges(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw ``n`` edge indices with replacement, each with probability ∝ its weight."""
+    if weights.size == 0 or not np.all(weights >= 0) or weights.sum() <= 0:
+        raise InputError("edge weights must be non-negative with a positive sum")
+    cumulative = np.cumsum(weights, dtype=np.float64)
+    draws = rng.random(n) * cumulative[-1]
+    return np.minimum(np.searchsorted(cumulative, draws, side="right"), weights.size - 1)

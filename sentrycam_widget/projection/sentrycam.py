@@ -1,0 +1,410 @@
+"""The SentryCam projector (SPEC §2): one warm-started autoencoder fine-tuned per checkpoint.
+
+``update(checkpoint)`` runs the per-checkpoint pipeline in order — density-guided sampling,
+spatial fuzzy graph, working memory and temporal edges (from the second checkpoint on), a
+step-budgeted fine-tune warm-started from the previous checkpoint's weights, and the frame of all
+N points with its decision background and round-trip predictions. Each stage lives in its own
+module; this one only wires them together and owns the state that carries across checkpoints
+(the network and the memory bank).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..capture import Checkpoint
+from ..errors import InputError, RunFormatError
+from .autoencoder import Autoencoder, recalibrate_batchnorm
+from .background import decision_background, reconstruction_predictions, square_extent
+from .base import Frame, Projector, RunHistory
+from .graph import sample_edges, spatial_edges, temporal_edges
+from .losses import anchor_hinge, reconstruction_loss, umap_cross_entropy
+from .memory import MemoryBank, MemorySet, remember
+from .sampling import SampleResult, density_guided_sample
+
+STATE_VERSION = 1
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"cpu"``, ``"cuda"`` (must be available) or ``"auto"`` (cuda when available, else cpu)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} was asked for but torch sees no CUDA device")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise InputError(f"device must be 'cpu', 'cuda[:i]' or 'auto', got {device!r}")
+    return torch.device(device)
+
+
+@dataclass(eq=False)
+class _TrainingSet:
+    """Tensors one fine-tune draws its batches from (current sample, edges, optional memory)."""
+
+    x: torch.Tensor
+    spatial: tuple[np.ndarray, np.ndarray, np.ndarray]
+    memory: MemorySet | None = None
+    x_memory: torch.Tensor | None = None
+    frozen: torch.Tensor | None = None
+    margins: torch.Tensor | None = None
+    temporal: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+
+class SentryCamProjector(Projector):
+    """SentryCam: density-guided sample + working memory + GN-BN autoencoder, warm-started.
+
+    Optimisation follows the reference (Adam, lr 0.01, weight decay 1e-5, step decay ×0.1) but
+    on a step budget instead of epochs over the edge list: ``cold_steps`` for the first
+    checkpoint, ``warm_steps`` afterwards (the previous weights are already close), each step on
+    ``batch_edges`` spatial and as many temporal edges, with the batch's unique nodes encoded once.
+    Training stops early when the loss over a window of steps stops improving.
+    """
+
+    method: ClassVar[str] = "sentrycam"
+    has_inverse: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        seed: int = 0,
+        device: str = "cpu",
+        resolution: int = 200,
+        k: int = 15,
+        tau: float = 0.25,
+        min_samples: int = 2000,
+        memory_fraction: float = 0.05,
+        memory_min_points: int = 50,
+        temporal_k: int = 5,
+        cold_steps: int = 400,
+        warm_steps: int = 100,
+        batch_edges: int = 2000,
+        lr: float = 0.01,
+        weight_decay: float = 1e-5,
+        lr_decay_at: float = 0.7,
+        patience: int = 3,
+        window: int = 10,
+        min_improvement: float = 0.005,
+        widths: list[int] | None = None,
+    ) -> None:
+        if resolution < 2:
+            raise InputError(f"background resolution must be at least 2, got {resolution}")
+        if k < 2:
+            raise InputError(f"k nearest neighbours must be at least 2, got {k}")
+        if min(cold_steps, warm_steps, 0) < 0 or batch_edges < 1:
+            raise InputError("step budgets must be >= 0 and batch_edges >= 1")
+        self.seed = int(seed)
+        self.device = resolve_device(device)
+        self.resolution = int(resolution)
+        self.k = int(k)
+        self.tau = float(tau)
+        self.min_samples = int(min_samples)
+        self.memory_fraction = float(memory_fraction)
+        self.memory_min_points = int(memory_min_points)
+        self.temporal_k = int(temporal_k)
+        self.cold_steps = int(cold_steps)
+        self.warm_steps = int(warm_steps)
+        self.batch_edges = int(batch_edges)
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.lr_decay_at = float(lr_decay_at)
+        self.patience = int(patience)
+        self.window = int(window)
+        self.min_improvement = float(min_improvement)
+        self.widths = list(widths) if widths is not None else None
+        self.model: Autoencoder | None = None
+        self.memory = MemoryBank()
+        self.last_index: int | None = None
+        self.n_points: int | None = None
+        self.n_features: int | None = None
+        self.last_sample: SampleResult | None = None
+
+    # ------------------------------------------------------------------ protocol
+    def update(self, checkpoint: Checkpoint) -> Frame:
+        """Project one checkpoint (all N points), warm-starting from the previous update."""
+        self._check_input(checkpoint)
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+        rng = np.random.default_rng([self.seed, checkpoint.index])
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + checkpoint.index)
+        features = checkpoint.features
+
+        with _Stage(timings, "sampling"):
+            sample = density_guided_sample(
+                features, checkpoint.labels, rng, tau=self.tau, min_samples=self.min_samples
+            )
+            self.last_sample = sample
+        with _Stage(timings, "spatial_graph"):
+            spatial = spatial_edges(features[sample.indices], self.k, seed=self.seed)
+        with _Stage(timings, "memory"):
+            data = self._training_set(checkpoint, sample, spatial)
+        cold = self.model is None
+        if cold:
+            self.model = Autoencoder(self.n_features, self.widths, generator).to(self.device)
+        with _Stage(timings, "training"):
+            steps, loss = self._fit(
+                data, self.cold_steps if cold else self.warm_steps, rng, generator
+            )
+        frame = self._frame(checkpoint, data, timings)
+        self.memory.add(
+            remember(
+                checkpoint.index,
+                features,
+                frame.embedding,
+                self.seed,
+                self.memory_fraction,
+                self.memory_min_points,
+            )
+        )
+        self.last_index = checkpoint.index
+        timings["total"] = time.perf_counter() - clock
+        frame.timings = timings
+        frame.metrics = {
+            "sample_ratio": float(sample.ratio),
+            "sample_size": float(sample.size),
+            "memory_size": float(data.memory.size if data.memory is not None else 0),
+            "train_steps": float(steps),
+            "train_loss": float(loss),
+        }
+        return frame
+
+    def state_dict(self) -> dict[str, Any]:
+        """Network weights (numpy arrays) and the dimensions they were trained for."""
+        return {
+            "version": STATE_VERSION,
+            "last_index": self.last_index,
+            "n_points": self.n_points,
+            "n_features": self.n_features,
+            "widths": None if self.model is None else list(self.model.widths),
+            "weights": None
+            if self.model is None
+            else {name: t.detach().cpu().numpy() for name, t in self.model.state_dict().items()},
+        }
+
+    def resume(self, history: RunHistory, state: dict[str, Any] | None) -> None:
+        """Rebuild the memory bank from the stored checkpoints and frames, and the weights from ``state``.
+
+        Without saved weights the next update starts a fresh network, still anchored to the
+        stored frames through the memory's frozen positions.
+        """
+        self.memory = MemoryBank()
+        self.model, self.last_index = None, None
+        for index in history.frame_indices(self.method):
+            checkpoint, frame = history.checkpoint(index), history.frame(self.method, index)
+            if frame.embedding.shape[0] != checkpoint.n_points:
+                raise RunFormatError(
+                    f"stored {self.method} frame {index} has {frame.embedding.shape[0]} points "
+                    f"but its checkpoint has {checkpoint.n_points}"
+                )
+            self._check_input(checkpoint)
+            self.memory.add(
+                remember(
+                    index,
+                    checkpoint.features,
+                    frame.embedding,
+                    self.seed,
+                    self.memory_fraction,
+                    self.memory_min_points,
+                )
+            )
+            self.last_index = index
+        if state and state.get("weights") is not None:
+            self._load_weights(state)
+
+    # ------------------------------------------------------------------ stages
+    def _check_input(self, checkpoint: Checkpoint) -> None:
+        if self.n_features is None:
+            self.n_points, self.n_features = checkpoint.n_points, checkpoint.n_features
+            return
+        if checkpoint.n_features != self.n_features:
+            raise InputError(
+                f"checkpoint {checkpoint.index} has feature dimension {checkpoint.n_features}, "
+                f"but this run's earlier checkpoints have {self.n_features}; project one layer "
+                f"per run"
+            )
+        if checkpoint.n_points != self.n_points:
+            raise InputError(
+                f"checkpoint {checkpoint.index} has {checkpoint.n_points} probe points, but this "
+                f"run's earlier checkpoints have {self.n_points}; the probe set must stay fixed"
+            )
+        if self.last_index is not None and checkpoint.index <= self.last_index:
+            raise InputError(
+                f"checkpoint index {checkpoint.index} does not follow the last projected "
+                f"index {self.last_index}; update() needs increasing indices"
+            )
+
+    def _training_set(
+        self,
+        checkpoint: Checkpoint,
+        sample: SampleResult,
+        spatial: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> _TrainingSet:
+        x_sample = checkpoint.features[sample.indices]
+        data = _TrainingSet(x=self._tensor(x_sample), spatial=spatial)
+        memory = self.memory.memory_for(checkpoint.index, checkpoint.features)
+        if memory is not None:
+            data.memory = memory
+            data.x_memory = self._tensor(memory.features)
+            data.frozen = self._tensor(memory.frozen)
+            data.margins = self._tensor(memory.margins)
+            data.temporal = temporal_edges(x_sample, memory.features, self.temporal_k)
+        return data
+
+    def _fit(
+        self,
+        data: _TrainingSet,
+        max_steps: int,
+        rng: np.random.Generator,
+        generator: torch.Generator,
+    ) -> tuple[int, float]:
+        """Fine-tune the network on ``data`` for at most ``max_steps``; returns (steps, last loss)."""
+        model = self.model
+        model.train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        decay_step = int(self.lr_decay_at * max_steps)
+        plateau = _Plateau(self.window, self.patience, self.min_improvement)
+        step, loss_value = 0, float("nan")
+        for step in range(1, max_steps + 1):
+            if step == decay_step + 1:
+                for group in optimizer.param_groups:
+                    group["lr"] = self.lr * 0.1
+            loss = self._batch_loss(data, rng, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_value = float(loss.detach())
+            if plateau.stop(loss_value):
+                break
+        model.eval()
+        nodes = data.x if data.x_memory is None else torch.cat([data.x, data.x_memory])
+        recalibrate_batchnorm(model, nodes)
+        return (step if max_steps else 0), loss_value
+
+    def _batch_loss(
+        self, data: _TrainingSet, rng: np.random.Generator, generator: torch.Generator
+    ) -> torch.Tensor:
+        """UMAP CE + reconstruction on spatial edges, + temporal CE + anchor hinge on memory edges."""
+        heads, tails, weights = data.spatial
+        picked = sample_edges(weights, self.batch_edges, rng)
+        ends = [heads[picked], tails[picked]]
+        if data.temporal is not None:
+            t_cur, t_mem, t_weights = data.temporal
+            t_picked = sample_edges(t_weights, self.batch_edges, rng)
+            ends.append(t_cur[t_picked])
+        nodes, inverse = np.unique(np.concatenate(ends), return_inverse=True)
+        inverse = torch.from_numpy(inverse).to(self.device)
+        n_cur = nodes.size
+        x_nodes = data.x[torch.from_numpy(nodes).to(self.device)]
+        if data.temporal is not None:
+            mem_nodes, mem_inverse = np.unique(t_mem[t_picked], return_inverse=True)
+            mem_index = torch.from_numpy(mem_nodes).to(self.device)
+            y = self.model.encode(torch.cat([x_nodes, data.x_memory[mem_index]]))
+        else:
+            y = self.model.encode(x_nodes)
+        y_cur = y[:n_cur]
+        b = self.batch_edges
+        loss = umap_cross_entropy(y_cur[inverse[:b]], y_cur[inverse[b : 2 * b]], generator)
+        loss = loss + reconstruction_loss(x_nodes, self.model.decode(y_cur))
+        if data.temporal is not None:
+            y_mem = y[n_cur:]
+            mem_inverse = torch.from_numpy(mem_inverse).to(self.device)
+            loss = loss + umap_cross_entropy(y_cur[inverse[2 * b :]], y_mem[mem_inverse], generator)
+            loss = loss + anchor_hinge(y_mem, data.frozen[mem_index], data.margins[mem_index])
+        return loss
+
+    @torch.no_grad()
+    def _frame(
+        self, checkpoint: Checkpoint, data: _TrainingSet, timings: dict[str, float]
+    ) -> Frame:
+        model = self.model
+        features = self._tensor(checkpoint.features)
+        with _Stage(timings, "projection"):
+            embedding = _batched(model.encode, features).cpu().numpy()
+        background, recon_pred = None, None
+        if checkpoint.head is not None:
+            with _Stage(timings, "background"):
+                background = decision_background(
+                    model.decode,
+                    checkpoint.head,
+                    square_extent(embedding),
+                    self.resolution,
+                    self.device,
+                )
+            with _Stage(timings, "recon_pred"):
+                recon_pred = reconstruction_predictions(
+                    model.encode, model.decode, checkpoint.head, features
+                )
+        return Frame(
+            method=self.method,
+            index=checkpoint.index,
+            epoch=checkpoint.epoch,
+            embedding=embedding,
+            background=background,
+            recon_pred=recon_pred,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)
+
+    def _load_weights(self, state: dict[str, Any]) -> None:
+        if state.get("version") != STATE_VERSION:
+            raise RunFormatError(
+                f"sentrycam state version {state.get('version')!r} is not {STATE_VERSION}"
+            )
+        if state.get("n_features") != self.n_features:
+            raise RunFormatError(
+                f"sentrycam state was trained on {state.get('n_features')} features, the run's "
+                f"checkpoints have {self.n_features}"
+            )
+        model = Autoencoder(int(state["n_features"]), list(state["widths"]))
+        weights = {name: torch.as_tensor(np.asarray(v)) for name, v in state["weights"].items()}
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise RunFormatError(f"sentrycam state weights do not fit the network: {exc}") from exc
+        self.model = model.to(self.device).eval()
+
+
+class _Stage:
+    """Context manager adding the elapsed seconds of a block to ``timings[name]``."""
+
+    def __init__(self, timings: dict[str, float], name: str) -> None:
+        self.timings, self.name = timings, name
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.name] = (
+            self.timings.get(self.name, 0.0) + time.perf_counter() - self.start
+        )
+
+
+class _Plateau:
+    """Early stop: the mean loss of each window of steps must improve by ``min_improvement``
+    (relative) within ``patience`` windows."""
+
+    def __init__(self, window: int, patience: int, min_improvement: float) -> None:
+        self.window, self.patience, self.min_improvement = window, patience, min_improvement
+        self.losses: list[float] = []
+        self.best = float("inf")
+        self.stale = 0
+
+    def stop(self, loss: float) -> bool:
+        self.losses.append(loss)
+        if len(self.losses) < self.window:
+            return False
+        mean = sum(self.losses) / len(self.losses)
+        self.losses.clear()
+        if mean < self.best * (1.0 - self.min_improvement):
+            self.best, self.stale = mean, 0
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+
+def _batched(fn: Any, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
+    return torch.cat([fn(x[start : start + batch]) for start in range(0, x.shape[0], batch)])
