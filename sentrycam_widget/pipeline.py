@@ -188,8 +188,11 @@ def _missing_stretches(missing: list[int], done: list[int]) -> list[list[int]]:
     return stretches
 
 
-class _HistoryBefore:
-    """The run as it was before checkpoint ``limit``: what a projector resuming there may see."""
+class HistoryBefore:
+    """A ``RunHistory`` view of ``store`` as it was before checkpoint ``limit``.
+
+    What a projector resuming just before ``limit`` may see (used to backfill holes).
+    """
 
     def __init__(self, store: RunStore, limit: int) -> None:
         self._store = store
@@ -206,7 +209,7 @@ class _HistoryBefore:
 
 
 def _resume(projector: Projector, store: RunStore, method: str, *, before: int) -> None:
-    history = _HistoryBefore(store, before)
+    history = HistoryBefore(store, before)
     prior = history.frame_indices(method)
     if not prior:
         return

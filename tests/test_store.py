@@ -335,21 +335,24 @@ _WRITER = textwrap.dedent(
 
 def test_process_killed_mid_write_loses_at_most_the_entry_in_flight(tmp_path):
     run = tmp_path / "run"
-    n = 4000  # ~1 MB per checkpoint, so the kill usually lands inside a write
+    n = 20000  # 5 MB per checkpoint: a write takes long enough to be caught in flight
+    root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(
         [sys.executable, "-c", _WRITER.format(n=n), str(run)],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
     )
     acknowledged = -1
-    while acknowledged < 5:
+    while acknowledged < 2:
         line = proc.stdout.readline()
         assert line, "writer exited early"
         acknowledged = int(line)
-    time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not any(name.endswith(".tmp") for name in os.listdir(run / "checkpoints")):
+        assert time.monotonic() < deadline, "never saw a write in flight"
+    os.kill(proc.pid, signal.SIGKILL)  # killed while a temporary file is being written
     proc.wait()
     proc.stdout.close()
 
