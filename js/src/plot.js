@@ -88,6 +88,12 @@ export async function createBokehPlot(container, item, Bokeh) {
       const ky = bbox.height / Math.abs(yRange.end - yRange.start);
       return { x: x_scale.invert(sx), y: y_scale.invert(sy), kx, ky };
     },
+    /** Client (page) position of a data point; inverse of toData. */
+    toClient(x, y) {
+      const rect = plotView.canvas_view.el.getBoundingClientRect();
+      const { x_scale, y_scale } = plotView.frame;
+      return { x: rect.left + x_scale.compute(x), y: rect.top + y_scale.compute(y) };
+    },
     /** Paint now (used by the benchmark to time a whole frame switch). */
     repaint() {
       plotView.repaint();

@@ -219,7 +219,7 @@ export async function createView({ model, el, host, makePlot }) {
     const box = main.getBoundingClientRect();
     tooltip.style.left = `${clientX - box.left + 12}px`;
     tooltip.style.top = `${clientY - box.top + 12}px`;
-    tooltip.style.display = "";
+    tooltip.style.display = "block";
     plot.setHighlight({ x: frame.x[i], y: frame.y[i] });
     return i;
   }
@@ -270,6 +270,10 @@ export async function createView({ model, el, host, makePlot }) {
     },
     get selected() {
       return state.selected;
+    },
+    /** The frame on screen (null while pending). */
+    frameAt() {
+      return framesOf(state.method).get(state.position) ?? null;
     },
     setPosition(index) {
       const last = state.checkpoints.length - 1;

@@ -1,0 +1,104 @@
+"""The exported HTML file in real Chromium: scrubs, toggles and hovers with no kernel and no network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from widget_synthetic import synthetic_checkpoint, synthetic_frame
+
+from sentrycam_widget.html_export import export_html, saved_state
+from sentrycam_widget.widget import SentryCamWidget
+
+pytestmark = pytest.mark.browser
+
+N = 150
+LABELS = np.arange(N) % 3
+_NEXT_PAINT = "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _run_widget() -> SentryCamWidget:
+    widget = SentryCamWidget(
+        LABELS,
+        {"sentrycam": True, "umap": False},
+        thumbnails=np.arange(N * 64, dtype=np.uint64).reshape(N, 8, 8).astype(np.uint8),
+    )
+    for i in range(4):
+        widget.add_checkpoint(synthetic_checkpoint(i, LABELS))
+        widget.add_frame(synthetic_frame("sentrycam", i, N))
+    widget.add_frame(synthetic_frame("umap", 3, N, background=False))
+    return widget
+
+
+def test_saved_state_holds_every_frame_with_its_buffers():
+    widget = _run_widget()
+    saved = saved_state(widget)
+    assert len(saved["models"]) == 1 + 4 + 5
+    root = saved["models"][saved["root"]]["state"]
+    assert "_bokeh_js" not in root and len(root["frames"]) == 5
+    child_id = root["frames"][0].removeprefix("anywidget:")
+    paths = [b["path"] for b in saved["models"][child_id]["buffers"]]
+    assert ["data", "xy", "buffer"] in paths
+
+
+@pytest.fixture
+def page(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.requests = []
+        page.errors = []
+        page.on("request", lambda r: page.requests.append(r.url))
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        yield page
+        browser.close()
+
+
+def test_exported_html_scrubs_toggles_and_hovers_offline(tmp_path, page):
+    path = export_html(_run_widget(), tmp_path / "run.html", title="test run")
+    page.goto(path.as_uri())
+    page.wait_for_function("window.sentrycamView !== undefined", timeout=30000)
+    plot = page.locator(".sc-plot")
+    epoch = page.locator(".sc-epoch")
+    assert epoch.text_content() == "epoch 30 · 4/4"
+    before = plot.screenshot()
+
+    page.locator(".sc-slider").focus()
+    page.keyboard.press("ArrowLeft")
+    assert epoch.text_content() == "epoch 20 · 3/4"
+    page.evaluate(_NEXT_PAINT)
+    assert plot.screenshot() != before
+
+    marker = page.locator(".sc-alert")
+    assert marker.count() == 1
+    assert "intra-class variance rose" in marker.get_attribute("title")
+
+    umap = page.locator('.sc-method[data-method="umap"]')
+    assert "sc-pending" in umap.get_attribute("class")
+    umap.click()
+    assert "pending" in page.locator(".sc-overlay").text_content()
+    page.locator(".sc-slider").focus()
+    page.keyboard.press("End")
+    assert page.locator(".sc-overlay").is_hidden()
+    assert "no background: UMAP has no inverse mapping" in page.locator(".sc-note").text_content()
+
+    page.evaluate(_NEXT_PAINT)
+    target = page.evaluate(
+        """() => { const v = window.sentrycamView; const f = v.frameAt();
+        return v.plot.toClient(f.x[7], f.y[7]); }"""
+    )
+    page.mouse.move(target["x"], target["y"])
+    tooltip = page.locator(".sc-tooltip")
+    tooltip.wait_for(state="visible", timeout=5000)
+    assert "sample 7" in tooltip.text_content()
+    assert "label 1" in tooltip.text_content()
+    assert tooltip.locator("canvas.sc-thumb").count() == 1
+
+    page.mouse.click(target["x"], target["y"])
+    assert page.evaluate("window.sentrycamView.selected") == 7
+
+    assert page.errors == []
+    assert page.requests, "the page itself should have been requested"
+    assert all(u.startswith(("file://", "data:")) for u in page.requests), page.requests
