@@ -8,19 +8,19 @@ Signals, per checkpoint:
 - scale-free / feature-space: the between/within ratio of the 2-D layout, the Fisher ratio and
   neural-collapse NC1 of the features, their effective rank, linear CKA with the previous
   checkpoint and the dead-unit fraction (ReLU-like layers), watched by the
-  :class:`RobustRule` (robust z-score against a rolling median/MAD).
+  :class:`RobustRule` (robust z-score against a rolling median and absolute deviation).
 - ``combined``: fires when robust alerts of at least two independent signal families agree
   within a few checkpoints.
 
 :class:`AlertEngine` keeps its own history, so a worker calls ``update`` once per checkpoint;
 ``run`` replays a recorded run for the audit. Every alert is a JSON-ready dict with
 ``checkpoint``, ``epoch``, ``signal``, ``trigger``, ``value``, ``threshold``, ``level`` (the
-signal's value) and a one-line ``explanation``.
+signal's value) and a one-line ``explanation``. The engine does not log: whoever delivers the
+alerts (the monitor's worker, the audit CLI) logs them once.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +31,6 @@ from .capture import Checkpoint
 from .errors import InputError
 from .metrics import eval_indices
 from .projection.base import Frame
-
-logger = logging.getLogger(__name__)
-
 
 # ---------------------------------------------------------------------------------------------
 # Signals
@@ -375,8 +372,6 @@ class AlertEngine:
         combined = self._combined(checkpoint, position, new)
         if combined is not None:
             new.append(combined)
-        for alert in new:
-            logger.warning("alert at checkpoint %d: %s", alert["checkpoint"], alert["explanation"])
         self.alerts.extend(new)
         return new
 
