@@ -237,3 +237,37 @@ def test_import_arrays_builds_a_run(tmp_path):
     with pytest.raises(InputError, match=r"checkpoint\(s\) \[2\]"):
         import_arrays({"features": broken, "labels": checkpoints[0].labels}, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_sentrycam_engine_resumes_to_the_same_frames(tmp_path):
+    """The real engine: 2 checkpoints, reopen, 1 more == 3 in one go (weights and memory resumed)."""
+    n, d = 200, 12
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % C
+    centres, noise = rng.normal(scale=3.0, size=(C, d)), rng.normal(size=(n, d))
+    weight = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+    checkpoints = [
+        checkpoint_from_arrays(t, t, centres[labels] * (1 + 0.2 * t) + noise, labels, head_W=weight)
+        for t in range(3)
+    ]
+    options = {"resolution": 10, "cold_steps": 30, "warm_steps": 10, "min_samples": 100}
+
+    full = RunStore.create(tmp_path / "full", labels)
+    for checkpoint in checkpoints:
+        full.append_checkpoint(checkpoint)
+    expected = project_run(full, "sentrycam", metrics=False, **options)
+
+    part = RunStore.create(tmp_path / "part", labels)
+    for checkpoint in checkpoints[:2]:
+        part.append_checkpoint(checkpoint)
+    project_run(part, "sentrycam", metrics=False, **options)
+    part.append_checkpoint(checkpoints[2])
+    reopened = RunStore.open(tmp_path / "part")
+    assert [f.index for f in project_run(reopened, "sentrycam", metrics=False, **options)] == [2]
+    assert reopened.frame_indices("sentrycam") == [0, 1, 2]
+    for frame in expected:
+        stored = reopened.frame("sentrycam", frame.index)
+        np.testing.assert_array_equal(stored.embedding, frame.embedding)
+        np.testing.assert_array_equal(stored.background.classes, frame.background.classes)
+    assert reopened.load_projector_state("sentrycam")[0] == 2
