@@ -1,0 +1,122 @@
+"""The monitor: capture returns at once, one worker projects, backfills, fails visibly."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from widget_synthetic import synthetic_checkpoint
+
+from sentrycam_widget import demo
+from sentrycam_widget.errors import InputError, WorkerError
+from sentrycam_widget.monitor import Monitor, _Queue
+
+FAST = {"sentrycam": {"cold_steps": 60, "warm_steps": 20, "resolution": 40}}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return demo.digits_data()
+
+
+def _probe(digits, step=6):
+    idx = np.arange(0, len(digits.y_probe), step)
+    return digits.x_probe[idx], digits.y_probe[idx]
+
+
+def test_full_queue_keeps_the_newest_and_backfills_the_skipped_in_order():
+    labels = np.arange(30) % 3
+    queue = _Queue(size=1)
+    for i in range(4):
+        queue.put(synthetic_checkpoint(i, labels))
+    assert [c.index for c in queue.pending] == [3]
+    assert sorted(queue.skipped) == [0, 1, 2]
+    kind, live = queue.take()
+    assert kind == "live" and [c.index for c in live] == [3]
+    queue.put(synthetic_checkpoint(5, labels))
+    queue.skipped[4] = synthetic_checkpoint(4, labels)
+    assert [c.index for c in queue.take()[1]] == [5]
+    kind, gap = queue.take()
+    assert kind == "backfill" and [c.index for c in gap] == [0, 1, 2]
+    assert [c.index for c in queue.take()[1]] == [4]
+    queue.closing = True
+    assert queue.take() is None
+
+
+@pytest.mark.slow
+def test_monitor_projects_every_checkpoint_from_one_worker_thread(tmp_path, wire, digits):
+    model = demo.make_model(0, demo.DigitsCNN)
+    optimizer = demo.make_optimizer(model)
+    mon = Monitor(
+        model, probe=_probe(digits), run_dir=tmp_path / "run", queue_size=1, method_options=FAST
+    )
+    widget_comm = mon.widget.comm.comm_id
+    wire.clear()
+    indices = []
+    for epoch in range(4):
+        demo.train_epoch(model, optimizer, digits.x_train, digits.y_train)
+        indices.append(mon.checkpoint(epoch, val_loss=0.5, train_loss=0.4))
+    assert threading.current_thread() is threading.main_thread()
+    mon.close()
+
+    assert indices == [0, 1, 2, 3]
+    assert mon.store.frame_indices("sentrycam") == [0, 1, 2, 3]
+    assert mon.store.checkpoint(2).scalars == {"val_loss": 0.5, "train_loss": 0.4}
+    senders = {m["thread"] for m in wire}
+    assert senders == {"sentrycam-worker"}, "only the worker may touch the widget"
+    frame_refs = mon.widget.frames
+    assert sorted(p.data["index"] for p in frame_refs) == [0, 1, 2, 3]
+    assert [p.data["index"] for p in mon.widget.checkpoints] == [0, 1, 2, 3]
+    assert mon.widget.status["closed"] is True and mon.widget.status["error"] is None
+    updates = [
+        m for m in wire if m["comm_id"] == widget_comm and "frames" in m["data"].get("state", {})
+    ]
+    assert len(updates) == 4 and all(m["buffers"] == [] for m in updates)
+
+
+@pytest.mark.slow
+def test_reopened_run_shows_every_frame(tmp_path, digits):
+    model = demo.make_model(0, demo.DigitsCNN)
+    with Monitor(
+        model, probe=_probe(digits, 9), run_dir=tmp_path / "run", method_options=FAST
+    ) as mon:
+        mon.checkpoint(0)
+        mon.checkpoint(1)
+    viewer = Monitor.open(tmp_path / "run")
+    assert [p.data["index"] for p in viewer.widget.frames] == [0, 1]
+    first = viewer.widget.frames[0].data
+    stored = mon.store.frame("sentrycam", 0).embedding
+    assert np.array_equal(np.frombuffer(first["xy"]["buffer"], np.float32).reshape(-1, 2), stored)
+    assert first["background"] is not None and viewer.widget.inverse == {"sentrycam": True}
+    html = viewer.save_html(tmp_path / "run.html")
+    assert html.stat().st_size > 1_000_000
+    assert "https://" not in html.read_text()[:2000]
+
+
+@pytest.mark.slow
+def test_worker_failure_is_shown_and_raised_on_close(tmp_path, digits):
+    model = demo.make_model(0, demo.DigitsCNN)
+    # 12 probe points cannot be scored with k = 15 neighbours: the worker fails on its first frame.
+    mon = Monitor(model, probe=(digits.x_probe[:12], digits.y_probe[:12]), run_dir=tmp_path / "r")
+    mon.checkpoint(0)
+    mon.flush()
+    assert "k = 15" in mon.widget.status["error"]
+    with pytest.warns(UserWarning, match="worker failed"):
+        assert mon.checkpoint(1) is None
+    with pytest.raises(WorkerError, match="k = 15") as caught:
+        mon.close()
+    assert isinstance(caught.value.__cause__, InputError)
+    with pytest.raises(InputError, match="closed"):
+        mon.checkpoint(2)
+
+
+def test_bad_arguments_fail_fast(tmp_path, digits):
+    model = demo.make_model(0, demo.DigitsCNN)
+    probe = _probe(digits)
+    with pytest.raises(InputError, match="unknown projection method"):
+        Monitor(model, probe=probe, methods=("tsne",), run_dir=tmp_path / "a")
+    with pytest.raises(InputError, match="queue_size"):
+        Monitor(model, probe=probe, queue_size=0, run_dir=tmp_path / "b")
+    with pytest.raises(InputError, match="on_alert"):
+        Monitor(model, probe=probe, on_alert="print", run_dir=tmp_path / "c")
