@@ -177,9 +177,15 @@ def test_numpy_probe_and_thumbnails():
 def test_cuda_model_returns_cpu_float32(model, probe):
     model = model.cuda()
     checkpoint = capture_checkpoint(model, probe, index=0, epoch=0)
-    expected_features, _ = reference_forward(model.cpu(), probe[0])
+    torch_head = nn.Sequential(nn.ReLU(), model.classifier)
+    hidden = capture_checkpoint(model, probe, index=1, epoch=0, layer="hidden", head=torch_head)
+    assert next(model.parameters()).is_cuda  # the model stays where it was
+    expected_features, expected_logits = reference_forward(model.cpu(), probe[0])
     np.testing.assert_allclose(checkpoint.features, expected_features, atol=1e-4)
-    assert checkpoint.features.dtype == np.float32
+    np.testing.assert_allclose(checkpoint.logits, expected_logits, atol=1e-4)
+    assert checkpoint.features.dtype == np.float32 and isinstance(checkpoint.features, np.ndarray)
+    np.testing.assert_allclose(hidden.head(hidden.features), expected_logits, atol=1e-4)
+    assert not next(hidden.head.module.parameters()).is_cuda
 
 
 def test_unknown_layer_lists_available_names(model, probe):
