@@ -169,12 +169,12 @@ export function frameRanges(frame) {
  * pixels per data unit, so distance is measured on screen. */
 export function nearestPoint(x, y, px, py, kx, ky, maxPx) {
   let best = -1;
-  let bestD = maxPx * maxPx;
+  let bestD = maxPx * maxPx + 1e-9;
   for (let i = 0; i < x.length; i++) {
     const dx = (x[i] - px) * kx;
     const dy = (y[i] - py) * ky;
     const d = dx * dx + dy * dy;
-    if (d <= bestD) {
+    if (d < bestD) {
       bestD = d;
       best = i;
     }

@@ -1,0 +1,100 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  alertsByCheckpoint,
+  backgroundPlacement,
+  backgroundRGBA,
+  badgeText,
+  decodeFrame,
+  frameRanges,
+  nearestPoint,
+  pointStyle,
+  rint,
+  statusText,
+  trajectory,
+  typedView,
+} from "../src/data.js";
+import { PALETTE, framePayload } from "./fake_model.js";
+
+test("typedView wraps aligned bytes without copying and copies misaligned ones", () => {
+  const f = new Float32Array([1.5, -2]);
+  const view = typedView(new DataView(f.buffer), Float32Array);
+  assert.equal(view.buffer, f.buffer);
+  const shifted = new Uint8Array(9);
+  shifted.set(new Uint8Array(f.buffer), 1);
+  assert.deepEqual([...typedView(new DataView(shifted.buffer, 1, 8), Float32Array)], [1.5, -2]);
+  assert.throws(() => typedView(new DataView(new ArrayBuffer(6)), Float32Array), /whole number/);
+});
+
+test("decodeFrame splits interleaved coordinates into x and y columns", () => {
+  const frame = decodeFrame(framePayload("sentrycam", 2, [1, 2, 3, 4, 5, 6]));
+  assert.deepEqual([...frame.x], [1, 3, 5]);
+  assert.deepEqual([...frame.y], [2, 4, 6]);
+  assert.equal(frame.index, 2);
+  assert.deepEqual(frame.background.classes.shape, [2, 2]);
+});
+
+test("misclassified points get the predicted colour inside a ring of the label colour", () => {
+  const style = pointStyle(new Uint16Array([0, 1, 2]), new Uint16Array([0, 2, 2]), PALETTE);
+  assert.equal(style.wrong, 1);
+  assert.equal(style.fill[1], 0x0000ffff); // predicted class 2 = blue
+  assert.equal(style.line[1], 0x00ff00ff); // label 1 = green ring
+  assert.deepEqual([...style.lineWidth], [0, 2.5, 0]);
+  assert.equal(style.fill[0], 0xff0000ff);
+});
+
+test("background colour follows SPEC 2.6 with numpy rounding", () => {
+  assert.equal(rint(2.5), 2);
+  assert.equal(rint(3.5), 4);
+  assert.equal(rint(-0.4), -0);
+  const bg = decodeFrame(framePayload("sentrycam", 0, [0, 0, 1, 1])).background;
+  const rgba = backgroundRGBA(bg, PALETTE);
+  // cell 0: class 0 (red), alpha 255 -> 0.5*255 = 127.5 -> 128 for red, 0 for green/blue
+  assert.deepEqual([...rgba.slice(0, 4)], [128, 0, 0, 255]);
+  // cell 1: boundary (alpha 0) -> white
+  assert.deepEqual([...rgba.slice(4, 8)], [255, 255, 255, 255]);
+  // cell 3: class 0, alpha 51 (m' = 0.2): 0.5*0.2*255 + 0.8*255 = 229.5 -> 230
+  assert.deepEqual([...rgba.slice(12, 16)], [230, 204, 204, 255]);
+});
+
+test("the raster reaches half a cell beyond the extent and sets the axis ranges", () => {
+  const frame = decodeFrame(framePayload("sentrycam", 0, [0, 0, 1, 1]));
+  const placement = backgroundPlacement(frame.background);
+  assert.deepEqual(placement, { x: -5, y: -5, dw: 20, dh: 20, rows: 2, cols: 2 });
+  assert.deepEqual(frameRanges(frame), [-5, 15, -5, 15]);
+  const bare = decodeFrame(framePayload("umap", 0, [0, 0, 1, 1], { background: false }));
+  assert.deepEqual(frameRanges(bare), [-0.5, 10.5, -0.5, 10.5]);
+});
+
+test("nearestPoint measures on screen and respects the radius", () => {
+  const x = new Float32Array([0, 10, 20]);
+  const y = new Float32Array([0, 0, 0]);
+  assert.equal(nearestPoint(x, y, 9, 1, 1, 1, 3), 1);
+  assert.equal(nearestPoint(x, y, 15, 0, 1, 1, 3), -1);
+  assert.equal(nearestPoint(x, y, 14, 0, 10, 10, 60), 1);
+  assert.equal(nearestPoint(x, y, 16, 0, 10, 10, 60), 2);
+});
+
+test("trajectory follows one point through the frames in checkpoint order", () => {
+  const frames = new Map([
+    [2, decodeFrame(framePayload("m", 2, [5, 5, 7, 8]))],
+    [0, decodeFrame(framePayload("m", 0, [1, 1, 3, 4]))],
+  ]);
+  const path = trajectory(frames, 1);
+  assert.deepEqual([...path.xs], [3, 7]);
+  assert.deepEqual([...path.ys], [4, 8]);
+  assert.deepEqual(path.indices, [0, 2]);
+});
+
+test("alerts, badge and status lines read like sentences", () => {
+  const frames = new Map([
+    [3, decodeFrame(framePayload("m", 3, [0, 0, 1, 1], { alerts: [{ signal: "V", explanation: "variance rose" }] }))],
+    [4, decodeFrame(framePayload("m", 4, [0, 0, 1, 1]))],
+  ]);
+  assert.deepEqual([...alertsByCheckpoint(frames)], [[3, ["V: variance rose"]]]);
+  assert.equal(badgeText({ trustworthiness: 0.91234, ppr: 0.9 }), "T(15) 0.912 · PPR 0.900");
+  assert.equal(
+    statusText({ latest_epoch: 7, projecting: "sentrycam @ epoch 7", queued: 1, backfill: 2 }, 8),
+    "8 checkpoints · latest epoch 7 · projecting sentrycam @ epoch 7 · queue 1 · 2 to backfill",
+  );
+});
