@@ -249,6 +249,8 @@ class ProbeSet:
         }
 
 
+_DEVICE_PROBE_BYTES = 256 * 2**20  # probes up to this size stay on the model's GPU between captures
+
 ProbeLike = ProbeSet | tuple[Any, Any] | torch.utils.data.DataLoader
 
 
@@ -332,6 +334,9 @@ class Recorder:
                 "to the logits>"
             )
         self._head_source = head
+        self._inputs_cache: tuple[tuple[torch.device, torch.dtype | None], torch.Tensor] | None = (
+            None
+        )
 
     def capture(
         self, *, index: int, epoch: int, scalars: dict[str, float] | None = None
@@ -339,7 +344,7 @@ class Recorder:
         """Run the probe set through the model now and return the checkpoint record."""
         features, logits = _forward_probe(
             self.model,
-            self.probe.inputs,
+            self._probe_inputs(),
             self.layer_module,
             self.use_input,
             self.layer_name,
@@ -356,6 +361,20 @@ class Recorder:
             head=head,
             scalars=dict(scalars or {}),
         )
+
+    def _probe_inputs(self) -> torch.Tensor:
+        """The probe in the model's float dtype, kept on its device when small enough (reused)."""
+        device, dtype = _model_device_dtype(self.model)
+        key = (device, dtype)
+        if self._inputs_cache is None or self._inputs_cache[0] != key:
+            inputs = self.probe.inputs
+            if inputs.is_floating_point() and dtype is not None:
+                inputs = inputs.to(dtype)
+            nbytes = inputs.numel() * inputs.element_size()
+            if device.type != "cpu" and nbytes <= _DEVICE_PROBE_BYTES:
+                inputs = inputs.to(device)
+            self._inputs_cache = (key, inputs)
+        return self._inputs_cache[1]
 
     def _copy_head(self) -> Head:
         source = self._head_source

@@ -246,3 +246,12 @@ def test_checkpoint_from_arrays_computes_logits_from_the_head():
         checkpoint_from_arrays(0, 0, bad, np.arange(20) % 4)
     with pytest.raises(InputError, match=r"features must be \[N, D\]"):
         checkpoint_from_arrays(0, 0, features[0], np.arange(20) % 4)
+
+
+def test_recorder_follows_the_model_when_its_dtype_changes(model, probe):
+    recorder = Recorder(model, probe)
+    first = recorder.capture(index=0, epoch=0)
+    model.double()
+    second = recorder.capture(index=1, epoch=1)
+    assert second.features.dtype == np.float32
+    np.testing.assert_allclose(second.features, first.features, atol=1e-5)
