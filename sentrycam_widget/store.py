@@ -254,7 +254,7 @@ class RunStore:
                 head=head,
                 scalars=dict(meta.get("scalars", {})),
             )
-        except InputError as exc:
+        except (TypeError, ValueError) as exc:
             raise RunFormatError(f"{path}: {exc}") from exc
         self._mark_good(path)
         return checkpoint
@@ -360,7 +360,7 @@ class RunStore:
                 timings=dict(meta.get("timings", {})),
                 alerts=list(meta.get("alerts", [])),
             )
-        except (InputError, KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise RunFormatError(f"{path}: {exc}") from exc
         self._mark_good(path)
         return frame
@@ -488,7 +488,10 @@ class RunStore:
         if kind == "linear":
             if "head_W" not in arrays or "head_b" not in arrays:
                 raise RunFormatError(f"{path}: linear head without head_W/head_b arrays")
-            return LinearHead(arrays["head_W"], arrays["head_b"])
+            try:
+                return LinearHead(arrays["head_W"], arrays["head_b"])
+            except InputError as exc:
+                raise RunFormatError(f"{path}: {exc}") from exc
         if kind == "torch":
             head_path = self._head_path(int(meta["index"]))
             try:
@@ -642,13 +645,15 @@ def _entry_meta(path: Path, arrays: dict[str, np.ndarray], index: int) -> dict[s
         meta = json.loads(str(arrays["meta"]))
     except (json.JSONDecodeError, KeyError) as exc:
         raise RunFormatError(f"{path}: bad meta JSON ({exc})") from exc
-    if not isinstance(meta, dict) or "index" not in meta or "epoch" not in meta:
-        raise RunFormatError(f"{path}: meta lacks index/epoch")
+    if not isinstance(meta, dict) or not all(
+        isinstance(meta.get(k), int) for k in ("index", "epoch")
+    ):
+        raise RunFormatError(f"{path}: meta lacks integer index/epoch")
     if meta.get("version") != VERSION:
         raise RunFormatError(
             f"{path}: entry format version {meta.get('version')!r}, expected {VERSION}"
         )
-    if int(meta["index"]) != int(index):
+    if meta["index"] != int(index):
         raise RunFormatError(f"{path}: holds index {meta['index']}, its name says {index}")
     return meta
 

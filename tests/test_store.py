@@ -247,6 +247,21 @@ def test_entry_with_wrong_version_or_index_is_damaged(tmp_path):
     np.savez(path, **arrays)
     with pytest.raises(RunFormatError, match="holds index 0, its name says 1"):
         store.frame("sentrycam", 1)
+    arrays["meta"] = np.array(json.dumps({**meta, "index": "one"}))
+    np.savez(path, **arrays)
+    with pytest.raises(RunFormatError, match="integer index/epoch"):
+        store.frame("sentrycam", 1)
+    arrays["meta"] = np.array(json.dumps({**meta, "alerts": 5}))
+    np.savez(path, **arrays)
+    with pytest.raises(RunFormatError, match=r"000001\.npz"):
+        store.frame("sentrycam", 1)
+    ckpt_path = tmp_path / "run" / "checkpoints" / "000002.npz"
+    with np.load(ckpt_path) as z:
+        arrays = dict(z)
+    arrays["head_b"] = arrays["head_b"][:1]
+    np.savez(ckpt_path, **arrays)
+    with pytest.raises(RunFormatError, match=r"000002\.npz: head bias"):
+        store.checkpoint(2)
 
 
 def test_projector_state_roundtrip_keeps_arrays_tensors_and_module_state(tmp_path):
