@@ -10,12 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .capture import Checkpoint, Recorder
+    from .projection.base import Frame
+    from .store import RunStore
 
 
 @dataclass(frozen=True)
@@ -154,3 +161,206 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
         accuracy = float((logits.argmax(1) == y).float().mean())
     model.train(was_training)
     return loss, accuracy
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What :func:`run_demo` produced: the run directory, the contact sheet, per-epoch rows."""
+
+    run_dir: Path
+    contact_sheet: Path
+    epochs: list[dict[str, float]]
+
+
+CheckpointHook = Callable[["Checkpoint", "RunStore"], None]
+
+
+def record_digits_run(
+    out_dir: str | Path,
+    epochs: int = 12,
+    seed: int = 0,
+    lr: float = 1e-3,
+    on_checkpoint: CheckpointHook | None = None,
+) -> Path:
+    """Train the digits CNN for ``epochs`` and record a checkpoint after each into ``out_dir``.
+
+    The probe set is all 1,797 images (with uint8 thumbnails); each checkpoint carries
+    ``train_loss``, ``val_loss`` and ``val_accuracy``. ``on_checkpoint(checkpoint, store)`` runs
+    after each checkpoint is stored (the demo projects there). Returns the run directory.
+    """
+    from .capture import ProbeSet, Recorder
+    from .store import RunStore
+
+    data = digits_data(seed)
+    model = make_model(seed, DigitsCNN)
+    probe = ProbeSet(data.x_probe, data.y_probe.numpy(), data.thumbnails)
+    recorder = Recorder(model, probe)
+    store = RunStore.create(
+        out_dir,
+        probe.labels,
+        class_names=[str(d) for d in range(10)],
+        layer=recorder.layer_name,
+        probe=probe.describe(),
+        images=data.thumbnails,
+    )
+    _record_epochs(
+        store,
+        recorder,
+        make_optimizer(model, lr),
+        (data.x_train, data.y_train, data.x_val, data.y_val),
+        epochs,
+        seed,
+        batch_size=64,
+        on_checkpoint=on_checkpoint,
+    )
+    return store.path
+
+
+def make_mlp_run(
+    out_dir: str | Path,
+    n_probe: int = 10_000,
+    width: int = 256,
+    epochs: int = 8,
+    seed: int = 0,
+    n_samples: int = 12_000,
+    n_features: int = 64,
+    n_classes: int = 10,
+    on_checkpoint: CheckpointHook | None = None,
+) -> Path:
+    """Record a real MLP (penultimate ``width``) training on ``make_classification`` data.
+
+    The last ``n_samples // 6`` samples are held out for validation; the probe set is the first
+    ``n_probe`` samples (mostly training data). One checkpoint per epoch, with train/val loss.
+    Returns the run directory (checkpoints only; no frames).
+    """
+    from .capture import ProbeSet, Recorder
+    from .store import RunStore
+
+    if not 2 <= n_probe <= n_samples:
+        raise InputError(f"n_probe must be in [2, n_samples = {n_samples}], got {n_probe}")
+    x, y = _generated_classification(n_samples, n_features, n_classes, seed)
+    n_val = n_samples // 6
+    model = make_model(seed, lambda: WideMLP(n_features, n_classes, width))
+    probe = ProbeSet(x[:n_probe], y[:n_probe].numpy())
+    recorder = Recorder(model, probe, batch_size=2048)
+    store = RunStore.create(
+        out_dir,
+        probe.labels,
+        n_classes=n_classes,
+        layer=recorder.layer_name,
+        probe=probe.describe(),
+    )
+    _record_epochs(
+        store,
+        recorder,
+        make_optimizer(model),
+        (x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]),
+        epochs,
+        seed,
+        batch_size=128,
+        on_checkpoint=on_checkpoint,
+    )
+    return store.path
+
+
+def _record_epochs(
+    store: RunStore,
+    recorder: Recorder,
+    optimizer: torch.optim.Optimizer,
+    split: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    epochs: int,
+    seed: int,
+    batch_size: int,
+    on_checkpoint: CheckpointHook | None,
+) -> None:
+    if epochs < 1:
+        raise InputError(f"epochs must be >= 1, got {epochs}")
+    x_train, y_train, x_val, y_val = split
+    model = recorder.model
+    for epoch in range(1, epochs + 1):
+        train_loss = train_epoch(model, optimizer, x_train, y_train, batch_size, seed=seed + epoch)
+        val_loss, val_accuracy = evaluate(model, x_val, y_val)
+        scalars = {"train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy}
+        checkpoint = recorder.capture(index=epoch - 1, epoch=epoch, scalars=scalars)
+        store.append_checkpoint(checkpoint)
+        if on_checkpoint is not None:
+            on_checkpoint(checkpoint, store)
+
+
+def run_demo(
+    out_dir: str | Path,
+    epochs: int = 12,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = print,
+) -> DemoResult:
+    """Train the digits CNN, record and project (SentryCam) every epoch, write a contact sheet.
+
+    Each epoch's line reports training/validation numbers, projection latency and faithfulness
+    (trustworthiness, PPR, kNN preservation).
+    """
+    from .pipeline import project_checkpoint
+    from .projection import make_projector
+    from .render import contact_sheet
+    from .store import RunStore
+
+    say = progress or (lambda _line: None)
+    projector = make_projector("sentrycam", seed=seed)
+    rows: list[dict[str, float]] = []
+    frames: list[Frame] = []
+
+    def project(checkpoint: Checkpoint, store: RunStore) -> None:
+        frame = project_checkpoint(projector, checkpoint, store)
+        rows.append(_epoch_row(checkpoint, frame))
+        frames.append(frame)
+        say(_format_row(rows[-1]))
+
+    run_dir = record_digits_run(out_dir, epochs, seed, on_checkpoint=project)
+    store = RunStore.open(run_dir)
+    sheet = contact_sheet(
+        frames,
+        store.labels,
+        [store.checkpoint(f.index).predictions for f in frames],
+        run_dir / "contact_sheet.png",
+    )
+    say(f"run directory: {run_dir}\ncontact sheet: {sheet}")
+    return DemoResult(run_dir, sheet, rows)
+
+
+def _epoch_row(checkpoint: Checkpoint, frame: Frame) -> dict[str, float]:
+    row = {"epoch": checkpoint.epoch, **checkpoint.scalars}
+    row["latency_s"] = frame.timings.get("total", float("nan"))
+    for key in ("trustworthiness", "ppr", "knn_preservation"):
+        if key in frame.metrics:
+            row[key] = float(frame.metrics[key])
+    return row
+
+
+def _format_row(row: dict[str, float]) -> str:
+    text = (
+        f"epoch {row['epoch']:3d}  train {row['train_loss']:.3f}  val {row['val_loss']:.3f} "
+        f"(acc {row['val_accuracy']:.3f})  frame {row['latency_s']:.2f} s"
+    )
+    names = {"trustworthiness": "T", "ppr": "PPR", "knn_preservation": "kNN"}
+    for key, short in names.items():
+        if key in row:
+            text += f"  {short} {row[key]:.3f}"
+    return text
+
+
+def _generated_classification(
+    n_samples: int, n_features: int, n_classes: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=n_samples,
+        n_features=n_features,
+        n_informative=min(n_features, 24),
+        n_redundant=min(max(n_features - 24, 0), 16),
+        n_classes=n_classes,
+        n_clusters_per_class=2,
+        class_sep=1.5,
+        random_state=seed,
+    )
+    x = (x - x.mean(0)) / x.std(0)
+    return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))

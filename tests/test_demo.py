@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import pytest
 import torch
+from PIL import Image
 
+from sentrycam_widget.cli import main
 from sentrycam_widget.demo import (
     DigitsCNN,
     digits_data,
     evaluate,
+    make_mlp_run,
     make_model,
     make_optimizer,
     train_epoch,
 )
 from sentrycam_widget.errors import InputError
+from sentrycam_widget.store import RunStore
 
 
 def test_digits_split_is_stratified_and_probe_is_every_image():
@@ -56,3 +60,31 @@ def test_class_subset_keeps_full_probe():
     assert len(data.y_probe) == 1797
     with pytest.raises(InputError, match="digits 0-9"):
         data.restricted_to([12])
+
+
+def test_mlp_run_records_every_epoch_at_the_penultimate_width(tmp_path):
+    run_dir = make_mlp_run(
+        tmp_path / "mlp", n_probe=300, width=32, epochs=3, n_samples=600, n_features=16
+    )
+    store = RunStore.open(run_dir)
+    assert store.checkpoint_indices() == [0, 1, 2]
+    last = store.checkpoint(2)
+    assert last.features.shape == (300, 32) and last.logits.shape == (300, 10)
+    losses = [store.checkpoint(i).scalars["val_loss"] for i in range(3)]
+    assert losses[2] < losses[0]
+    assert store.layer == "head"
+
+
+@pytest.mark.slow
+def test_demo_command_writes_run_and_contact_sheet(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--epochs", "3", "--seed", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("frame ") == 3 and " T 0." in printed and "PPR" in printed
+    store = RunStore.open(out)
+    assert store.frame_indices("sentrycam") == [0, 1, 2]
+    assert store.images is not None and store.images.shape == (1797, 8, 8)
+    frame = store.frame("sentrycam", 2)
+    assert frame.background is not None and frame.metrics["trustworthiness"] > 0.8
+    sheet = Image.open(out / "contact_sheet.png")
+    assert sheet.format == "PNG" and sheet.size == (3 * 320, 320)

@@ -1,0 +1,434 @@
+"""``python -m sentrycam_widget``: demo, import, project, evaluate, export and warmup commands.
+
+Every error this package raises on purpose (:class:`~sentrycam_widget.errors.SentryCamError`)
+ends the command with its message on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import InputError, SentryCamError
+
+if TYPE_CHECKING:
+    from .store import RunStore
+
+_EXAMPLES = """\
+examples:
+  python -m sentrycam_widget demo --out runs/digits --epochs 12
+  python -m sentrycam_widget import my_run.npz runs/mine
+  python -m sentrycam_widget project runs/mine --method sentrycam
+  python -m sentrycam_widget evaluate runs/mine --method sentrycam --json > metrics.json
+  python -m sentrycam_widget export runs/mine --method sentrycam --npz frames.npz
+  python -m sentrycam_widget warmup
+"""
+
+_IMPORT_HELP = """\
+Create a run directory from a .npz of arrays (bring your own representations).
+Keys: features [T,N,D] float (required), labels [N] int (required), and optionally
+logits [T,N,C], head_W [T,C,D] with head_b [T,C] (logits = features @ W.T + b),
+val_loss [T], epochs [T] (increasing integers; default 0..T-1).
+"""
+
+_REQUIRED_KEYS = ("features", "labels")
+_OPTIONAL_KEYS = ("logits", "head_W", "head_b", "val_loss", "epochs")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the command; return the exit code (2 on a SentryCamError)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except SentryCamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of all commands (also used to render ``--help``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sentrycam_widget",
+        description="Watch a classifier learn: record runs, project them with SentryCam, "
+        "measure and export the frames.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_demo(commands)
+    _add_import(commands)
+    _add_project(commands)
+    _add_evaluate(commands)
+    _add_export(commands)
+    _add_warmup(commands)
+    return parser
+
+
+def _command(
+    commands: argparse._SubParsersAction, name: str, help_text: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=help_text,
+        description=description or help_text,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    p = _command(
+        commands,
+        "demo",
+        "train a small CNN on scikit-learn's digits, record and project every epoch",
+        "Train a small CNN on scikit-learn's bundled 8x8 digits (no download), record every "
+        "epoch, project with SentryCam, write the run directory and a PNG contact sheet, and "
+        "print per-epoch latency and faithfulness.",
+    )
+    p.add_argument("--out", type=Path, default=Path("sentrycam_demo"), help="run directory")
+    p.add_argument("--epochs", type=_positive_int, default=12, help="training epochs (12)")
+    p.add_argument("--seed", type=int, default=0, help="seed for data split, model, projection")
+    p.set_defaults(handler=_run_demo)
+
+
+def _add_import(commands: argparse._SubParsersAction) -> None:
+    p = _command(commands, "import", "create a run directory from a .npz of arrays", _IMPORT_HELP)
+    p.add_argument("file", type=Path, metavar="FILE.npz")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.set_defaults(handler=_run_import)
+
+
+def _add_project(commands: argparse._SubParsersAction) -> None:
+    p = _command(
+        commands,
+        "project",
+        "compute the frames a run is still missing (resumable)",
+        "Project every checkpoint of RUN_DIR that has no frame of METHOD yet, in order, resuming "
+        "the projector from the stored frames. Safe to interrupt and rerun.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _method_argument(p)
+    p.add_argument("--seed", type=int, default=0, help="projector seed (0)")
+    p.set_defaults(handler=_run_project)
+
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    p = _command(
+        commands,
+        "evaluate",
+        "faithfulness metrics per checkpoint and the run's temporal metrics",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _method_argument(p)
+    p.add_argument("--json", action="store_true", help="print JSON on stdout (else a table)")
+    p.set_defaults(handler=_run_evaluate)
+
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    p = _command(
+        commands,
+        "export",
+        "write a method's frames to a file",
+        "Write emb [T,N,2] float32, epochs [T] and, for methods with an inverse, recon_pred "
+        "[T,N] to a .npz file.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _method_argument(p)
+    p.add_argument("--npz", type=Path, required=True, metavar="OUT.npz", help="output file")
+    p.set_defaults(handler=_run_export)
+
+
+def _add_warmup(commands: argparse._SubParsersAction) -> None:
+    p = _command(
+        commands,
+        "warmup",
+        "compile and cache umap-learn's numba code once, so the first frame is fast",
+    )
+    p.set_defaults(handler=_run_warmup)
+
+
+def _method_argument(parser: argparse.ArgumentParser) -> None:
+    from .projection import available_methods
+
+    parser.add_argument(
+        "--method",
+        default="sentrycam",
+        help=f"projection method: {', '.join(available_methods())} (default sentrycam)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+# ------------------------------------------------------------------------------- import
+
+
+def load_import_npz(path: Path) -> dict[str, np.ndarray]:
+    """Read and check an import file; every problem names the key (or the file) at fault."""
+    arrays = _read_npz(path)
+    unknown = sorted(set(arrays) - set(_REQUIRED_KEYS) - set(_OPTIONAL_KEYS))
+    if unknown:
+        raise InputError(
+            f"{path}: unknown key(s) {', '.join(unknown)}; allowed: "
+            f"{', '.join(_REQUIRED_KEYS + _OPTIONAL_KEYS)}"
+        )
+    for key in _REQUIRED_KEYS:
+        if key not in arrays:
+            raise InputError(f"{path}: missing required key {key!r}")
+    features = _float_key(arrays, "features", ndim=3)
+    t, n, d = features.shape
+    if t < 1 or n < 2 or d < 1:
+        raise InputError(
+            f"key 'features' must be [T,N,D] with T>=1, N>=2, D>=1, got {features.shape}"
+        )
+    checked = {"features": features, "labels": _labels_key(arrays, n)}
+    if "logits" in arrays:
+        checked["logits"] = _float_key(arrays, "logits", ndim=3, leading=(t, n))
+    checked.update(_head_keys(arrays, t, d, checked.get("logits")))
+    if "val_loss" in arrays:
+        checked["val_loss"] = _float_key(arrays, "val_loss", ndim=1, leading=(t,))
+    checked["epochs"] = _epochs_key(arrays, t)
+    return checked
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise InputError(f"import file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} is not a readable .npz file of plain arrays: {exc}") from exc
+
+
+def _float_key(
+    arrays: dict[str, np.ndarray], key: str, ndim: int, leading: tuple[int, ...] = ()
+) -> np.ndarray:
+    value = arrays[key]
+    if value.dtype.kind not in "fiu" or value.ndim != ndim:
+        raise InputError(
+            f"key {key!r} must be a {ndim}-d numeric array, got {value.dtype} with shape {value.shape}"
+        )
+    if value.shape[: len(leading)] != leading:
+        raise InputError(
+            f"key {key!r} has shape {value.shape}; its leading dimensions must be {leading}"
+        )
+    value = value.astype(np.float32)
+    if not np.isfinite(value).all():
+        bad = int((~np.isfinite(value)).sum())
+        raise InputError(f"key {key!r} contains {bad} NaN/inf value(s)")
+    return value
+
+
+def _labels_key(arrays: dict[str, np.ndarray], n: int) -> np.ndarray:
+    labels = arrays["labels"]
+    if labels.dtype.kind not in "iu" or labels.shape != (n,):
+        raise InputError(
+            f"key 'labels' must be integer [N] = [{n}] (N from features), got {labels.dtype} "
+            f"with shape {labels.shape}"
+        )
+    if labels.min() < 0:
+        raise InputError("key 'labels' must hold non-negative class indices")
+    if np.unique(labels).size < 2:
+        raise InputError("key 'labels' has only one class; at least two are needed")
+    return labels.astype(np.int64)
+
+
+def _head_keys(
+    arrays: dict[str, np.ndarray], t: int, d: int, logits: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    if "head_b" in arrays and "head_W" not in arrays:
+        raise InputError("key 'head_b' was given without 'head_W'")
+    if "head_W" not in arrays:
+        return {}
+    weight = _float_key(arrays, "head_W", ndim=3, leading=(t,))
+    if weight.shape[2] != d:
+        raise InputError(f"key 'head_W' must be [T,C,D] with D = {d}, got shape {weight.shape}")
+    c = weight.shape[1]
+    if logits is not None and logits.shape[2] != c:
+        raise InputError(f"key 'head_W' has C = {c} classes but 'logits' has {logits.shape[2]}")
+    out = {"head_W": weight}
+    if "head_b" in arrays:
+        out["head_b"] = _float_key(arrays, "head_b", ndim=2, leading=(t, c))
+    return out
+
+
+def _epochs_key(arrays: dict[str, np.ndarray], t: int) -> np.ndarray:
+    if "epochs" not in arrays:
+        return np.arange(t, dtype=np.int64)
+    epochs = arrays["epochs"]
+    if epochs.dtype.kind not in "iu" or epochs.shape != (t,):
+        raise InputError(
+            f"key 'epochs' must be integer [T] = [{t}], got {epochs.dtype} with shape {epochs.shape}"
+        )
+    if t > 1 and not (np.diff(epochs) > 0).all():
+        raise InputError("key 'epochs' must be strictly increasing")
+    return epochs.astype(np.int64)
+
+
+# ------------------------------------------------------------------------------- warmup
+
+
+def warmup() -> dict[str, float]:
+    """Import umap-learn and build one tiny fuzzy graph with the engine's own code path, so
+    numba compiles (and caches on disk) exactly the functions the first frame needs."""
+    start = time.perf_counter()
+    import umap.umap_  # noqa: F401  (the import itself compiles and caches numba code)
+
+    imported = time.perf_counter()
+    from .projection.graph import spatial_edges
+
+    spatial_edges(np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32), k=8)
+    done = time.perf_counter()
+    return {"import_s": imported - start, "fuzzy_simplicial_set_s": done - imported}
+
+
+def _run_warmup(args: argparse.Namespace) -> int:
+    timings = warmup()
+    print(
+        f"umap-learn ready: import {timings['import_s']:.1f} s, first fuzzy_simplicial_set "
+        f"{timings['fuzzy_simplicial_set_s']:.1f} s (numba cache now warm)"
+    )
+    return 0
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    from .pipeline import import_arrays
+
+    store = import_arrays(load_import_npz(args.file), args.run_dir)
+    print(
+        f"imported {len(store.checkpoint_indices())} checkpoints of {store.n_points} points "
+        f"(D = {store.n_features}) into {store.path}"
+    )
+    return 0
+
+
+# ------------------------------------------------------------------------------- evaluate / export
+
+_FRAME_METRICS = ("trustworthiness", "continuity", "knn_preservation", "knn_count_self")
+
+
+def _open_run(run_dir: Path) -> RunStore:
+    from .store import RunStore
+
+    return RunStore.open(run_dir)
+
+
+def _check_method(method: str, store: RunStore | None = None) -> None:
+    """Unknown methods fail with the list of those available (registered, or stored in the run)."""
+    from .projection import available_methods
+
+    known = sorted(set(available_methods()) | set(store.methods() if store else ()))
+    if method not in known:
+        raise InputError(f"unknown projection method {method!r}; available: {', '.join(known)}")
+
+
+def evaluate_run(store: RunStore, method: str) -> dict[str, object]:
+    """Per-checkpoint frame metrics (stored ones, computed where missing) and temporal metrics."""
+    from .metrics import frame_metrics, temporal_metrics
+
+    _check_method(method, store)
+    indices = store.frame_indices(method)
+    if not indices:
+        raise InputError(
+            f"{store.path} has no {method!r} frames; run `python -m sentrycam_widget project "
+            f"{store.path} --method {method}` first"
+        )
+    rows, features, embeddings = [], [], []
+    for index in indices:
+        checkpoint, frame = store.checkpoint(index), store.frame(method, index)
+        metrics = dict(frame.metrics)
+        if not all(key in metrics for key in _FRAME_METRICS):
+            metrics.update(frame_metrics(checkpoint, frame))
+        rows.append({"index": index, "epoch": frame.epoch, "metrics": metrics})
+        features.append(checkpoint.features)
+        embeddings.append(frame.embedding)
+    return {
+        "run": str(store.path),
+        "method": method,
+        "checkpoints": rows,
+        "temporal": temporal_metrics(features, embeddings),
+    }
+
+
+def _jsonable(value: object) -> object:
+    """JSON-safe copy: numpy scalars to Python numbers, NaN/inf to null (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer, int)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    report = evaluate_run(_open_run(args.run_dir), args.method)
+    if args.json:
+        print(json.dumps(_jsonable(report), indent=2, allow_nan=False))
+        return 0
+    print(f"{'epoch':>6} {'T(15)':>7} {'C(15)':>7} {'kNN(15)':>8} {'PPR':>7}")
+    for row in report["checkpoints"]:
+        m = row["metrics"]
+        ppr = f"{m['ppr']:7.3f}" if "ppr" in m else f"{'-':>7}"
+        print(
+            f"{row['epoch']:>6} {m['trustworthiness']:7.3f} {m['continuity']:7.3f} "
+            f"{m['knn_preservation']:8.3f} {ppr}"
+        )
+    temporal = report["temporal"]
+    print(
+        f"temporal ranking {temporal['temporal_ranking']:.3f}, "
+        f"mean displacement {temporal['displacement_mean']:.4f}"
+    )
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import export_npz
+
+    store = _open_run(args.run_dir)
+    _check_method(args.method, store)
+    path = export_npz(store, args.method, args.npz)
+    print(f"wrote {len(store.frame_indices(args.method))} {args.method} frames to {path}")
+    return 0
+
+
+# ------------------------------------------------------------------------------- demo / project
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, epochs=args.epochs, seed=args.seed)
+    return 0
+
+
+def _run_project(args: argparse.Namespace) -> int:
+    from .pipeline import print_progress, project_run
+
+    _check_method(args.method)
+    store = _open_run(args.run_dir)
+    missing = store.missing_frames(args.method)
+    if not missing:
+        print(
+            f"nothing to do: all {len(store.checkpoint_indices())} checkpoints already have "
+            f"{args.method} frames"
+        )
+        return 0
+    print(f"projecting {len(missing)} checkpoint(s) with {args.method}", flush=True)
+    frames = project_run(store, args.method, progress=print_progress, seed=args.seed)
+    print(f"done: {len(frames)} new {args.method} frame(s) in {store.path}")
+    return 0

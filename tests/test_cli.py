@@ -1,0 +1,224 @@
+"""``python -m sentrycam_widget``: import validation, resumable project, evaluate, export, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sentrycam_widget.cli import main
+from sentrycam_widget.store import RunStore
+
+T, N, D, C = 3, 90, 8, 3
+
+
+def _arrays(seed: int = 0) -> dict[str, np.ndarray]:
+    """Three drifting Gaussian clusters in D dims, with a linear head per checkpoint."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(C), N // C).astype(np.int64)
+    centres = rng.normal(scale=4.0, size=(C, D))
+    features = np.stack(
+        [centres[labels] * (1 + 0.2 * t) + rng.normal(size=(N, D)) for t in range(T)]
+    ).astype(np.float32)
+    head_W = np.stack([centres * (1 + 0.2 * t) for t in range(T)]).astype(np.float32)
+    head_b = np.zeros((T, C), dtype=np.float32)
+    return {
+        "features": features,
+        "labels": labels,
+        "head_W": head_W,
+        "head_b": head_b,
+        "val_loss": np.array([1.0, 0.7, 0.5]),
+        "epochs": np.array([0, 2, 4]),
+    }
+
+
+def _write(tmp_path, arrays, name="run.npz"):
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+def test_import_happy_path_computes_logits_from_head(tmp_path, capsys):
+    arrays = _arrays()
+    run_dir = tmp_path / "run"
+    assert main(["import", str(_write(tmp_path, arrays)), str(run_dir)]) == 0
+    assert "imported 3 checkpoints" in capsys.readouterr().out
+    store = RunStore.open(run_dir)
+    assert store.checkpoint_indices() == [0, 1, 2]
+    assert store.epochs() == {0: 0, 1: 2, 2: 4}
+    last = store.checkpoint(2)
+    expected = arrays["features"][2] @ arrays["head_W"][2].T + arrays["head_b"][2]
+    np.testing.assert_allclose(last.logits, expected, rtol=1e-5, atol=1e-4)
+    assert last.scalars["val_loss"] == pytest.approx(0.5)
+    np.testing.assert_array_equal(store.labels, arrays["labels"])
+
+
+def _without(key):
+    arrays = _arrays()
+    del arrays[key]
+    return arrays
+
+
+def _with(**changes):
+    arrays = _arrays()
+    arrays.update(changes)
+    return arrays
+
+
+def _nan_features():
+    features = _arrays()["features"].copy()
+    features[1, 5, 2] = np.nan
+    return _with(features=features)
+
+
+BAD_IMPORTS = {
+    "missing features": (_without("features"), "features"),
+    "missing labels": (_without("labels"), "labels"),
+    "features 2-d": (_with(features=np.zeros((N, D), np.float32)), "features"),
+    "features NaN": (_nan_features(), "features"),
+    "labels float": (_with(labels=np.zeros(N) + 0.5), "labels"),
+    "labels wrong length": (_with(labels=np.arange(N - 1) % C), "labels"),
+    "labels one class": (_with(labels=np.zeros(N, np.int64)), "labels"),
+    "logits wrong shape": (_with(logits=np.zeros((T, N - 1, C), np.float32)), "logits"),
+    "logits inf": (_with(logits=np.full((T, N, C), np.inf, np.float32)), "logits"),
+    "head_W wrong D": (_with(head_W=np.zeros((T, C, D + 1), np.float32)), "head_W"),
+    "head_W vs logits": (_with(logits=np.zeros((T, N, C + 1), np.float32)), "head_W"),
+    "head_b alone": (_without("head_W"), "head_b"),
+    "head_b wrong shape": (_with(head_b=np.zeros((T, C + 2), np.float32)), "head_b"),
+    "val_loss wrong length": (_with(val_loss=np.ones(T + 1)), "val_loss"),
+    "val_loss NaN": (_with(val_loss=np.array([1.0, np.nan, 0.5])), "val_loss"),
+    "epochs not increasing": (_with(epochs=np.array([0, 2, 2])), "epochs"),
+    "epochs float": (_with(epochs=np.array([0.0, 1.0, 2.0])), "epochs"),
+    "unknown key": (_with(feature=np.zeros(3)), "feature"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_IMPORTS))
+def test_import_bad_key_exits_2_naming_the_key(tmp_path, capsys, case):
+    arrays, key = BAD_IMPORTS[case]
+    run_dir = tmp_path / "run"
+    assert main(["import", str(_write(tmp_path, arrays)), str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"'{key}'" in err or f" {key}" in err, err
+    assert "Traceback" not in err
+    assert not (run_dir / "manifest.json").exists()
+
+
+def test_import_of_a_non_npz_file_names_the_file(tmp_path, capsys):
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"not a zip file")
+    assert main(["import", str(bad), str(tmp_path / "run")]) == 2
+    assert "broken.npz" in capsys.readouterr().err
+
+
+def test_module_entry_point_prints_help_with_examples():
+    result = subprocess.run(
+        [sys.executable, "-m", "sentrycam_widget", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    for command in ("demo", "import", "project", "evaluate", "export", "warmup"):
+        assert command in result.stdout
+    assert "examples:" in result.stdout
+
+
+def _imported(tmp_path) -> str:
+    run_dir = tmp_path / "run"
+    assert main(["import", str(_write(tmp_path, _arrays())), str(run_dir)]) == 0
+    return str(run_dir)
+
+
+def test_unknown_method_lists_the_available_ones(tmp_path, capsys):
+    run_dir = _imported(tmp_path)
+    for command in (["project", run_dir], ["evaluate", run_dir], ["export", run_dir, "--npz", "x"]):
+        capsys.readouterr()
+        assert main([*command, "--method", "tsne"]) == 2
+        err = capsys.readouterr().err
+        assert "unknown projection method 'tsne'" in err and "sentrycam" in err
+
+
+def test_evaluate_and_export_without_frames_say_to_project_first(tmp_path, capsys):
+    run_dir = _imported(tmp_path)
+    assert main(["evaluate", run_dir, "--json"]) == 2
+    assert "project" in capsys.readouterr().err
+    assert main(["export", run_dir, "--npz", str(tmp_path / "out.npz")]) == 2
+    assert "no 'sentrycam' frames" in capsys.readouterr().err
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_damaged_run_directory_exits_2(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "manifest.json").write_text("{not json")
+    assert main(["evaluate", str(tmp_path / "run")]) == 2
+    assert "manifest.json" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def projected_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("projected")
+    run_dir = _imported(tmp_path)
+    assert main(["project", run_dir, "--method", "sentrycam"]) == 0
+    return run_dir
+
+
+def _frame_files(run_dir):
+    from pathlib import Path
+
+    return {
+        p.name: p.stat().st_mtime_ns for p in (Path(run_dir) / "frames" / "sentrycam").glob("*.npz")
+    }
+
+
+@pytest.mark.slow
+def test_project_is_resumable(projected_run, capsys):
+    before = _frame_files(projected_run)
+    assert sorted(before) == ["000000.npz", "000001.npz", "000002.npz"]
+    capsys.readouterr()
+    assert main(["project", projected_run]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert _frame_files(projected_run) == before
+    from pathlib import Path
+
+    (Path(projected_run) / "frames" / "sentrycam" / "000002.npz").unlink()
+    assert main(["project", projected_run]) == 0
+    out = capsys.readouterr().out
+    assert "projecting 1 checkpoint(s)" in out and "[1/1] sentrycam checkpoint 2" in out
+    after = _frame_files(projected_run)
+    assert {k: after[k] for k in ("000000.npz", "000001.npz")} == {
+        k: before[k] for k in ("000000.npz", "000001.npz")
+    }
+    assert "000002.npz" in after
+
+
+@pytest.mark.slow
+def test_evaluate_json_reports_every_checkpoint_and_temporal_metrics(projected_run, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", projected_run, "--method", "sentrycam", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [row["epoch"] for row in report["checkpoints"]] == [0, 2, 4]
+    for row in report["checkpoints"]:
+        metrics = row["metrics"]
+        assert 0.5 < metrics["trustworthiness"] <= 1.0
+        assert 0.0 <= metrics["knn_preservation"] <= 1.0
+        assert 0.0 <= metrics["ppr"] <= 1.0
+    assert report["temporal"]["n_checkpoints"] == 3
+    assert len(report["temporal"]["displacement"]) == 2
+    assert report["temporal"]["temporal_nn"] is None  # NaN becomes null: strict JSON
+
+
+@pytest.mark.slow
+def test_export_npz_matches_stored_frames(projected_run, tmp_path):
+    out = tmp_path / "frames.npz"
+    assert main(["export", projected_run, "--method", "sentrycam", "--npz", str(out)]) == 0
+    with np.load(out) as data:
+        assert set(data.files) == {"emb", "epochs", "indices", "recon_pred"}
+        assert data["emb"].shape == (T, N, 2) and data["emb"].dtype == np.float32
+        assert data["recon_pred"].shape == (T, N)
+        np.testing.assert_array_equal(data["epochs"], [0, 2, 4])
+        store = RunStore.open(projected_run)
+        np.testing.assert_array_equal(data["emb"][1], store.frame("sentrycam", 1).embedding)
