@@ -95,6 +95,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("sentrycam_demo"), help="run directory")
     p.add_argument("--epochs", type=_positive_int, default=12, help="training epochs (12)")
     p.add_argument("--seed", type=int, default=0, help="seed for data split, model, projection")
+    _threads_argument(p)
     p.set_defaults(handler=_run_demo)
 
 
@@ -116,6 +117,7 @@ def _add_project(commands: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     _method_argument(p)
     p.add_argument("--seed", type=int, default=0, help="projector seed (0)")
+    _threads_argument(p)
     p.set_defaults(handler=_run_project)
 
 
@@ -162,6 +164,22 @@ def _method_argument(parser: argparse.ArgumentParser) -> None:
         default="sentrycam",
         help=f"projection method: {', '.join(available_methods())} (default sentrycam)",
     )
+
+
+def _threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="torch intra-op threads (1, as the live monitor's worker: on a busy machine more "
+        "threads spin-wait on each other and run slower)",
+    )
+
+
+def _use_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _positive_int(text: str) -> int:
@@ -412,6 +430,7 @@ def _run_export(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    _use_threads(args.threads)
     run_demo(args.out, epochs=args.epochs, seed=args.seed)
     return 0
 
@@ -429,6 +448,7 @@ def _run_project(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"projecting {len(missing)} checkpoint(s) with {args.method}", flush=True)
+    _use_threads(args.threads)
     frames = project_run(store, args.method, progress=print_progress, seed=args.seed)
     print(f"done: {len(frames)} new {args.method} frame(s) in {store.path}")
     return 0
