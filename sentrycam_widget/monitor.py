@@ -4,8 +4,10 @@
 hands the checkpoint to a bounded queue; it never waits. When the queue is full the oldest
 waiting checkpoint is set aside ("skipped") and the newest wins, so the picture stays current.
 One worker thread owns everything else: it writes checkpoints and frames to the run directory,
-projects each checkpoint with every method (``pipeline.project_checkpoint``), delivers alerts
-and is the only code that touches the widget. When it has no live work it backfills the skipped
+projects each checkpoint with every method (``pipeline.project_checkpoint``), runs one
+:class:`~sentrycam_widget.alerts.AlertEngine` per method (alerts are stored with the frames,
+drawn on the widget's timeline, logged once and passed to ``on_alert``) and is the only code
+that touches the widget. When it has no live work it backfills the skipped
 checkpoints, each method with a fresh projector resumed from the frames before the gap, so
 projectors still see checkpoints in increasing order. ``close()`` drains everything and raises
 :class:`WorkerError` if the worker failed (the failure is also shown in the widget).
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .alerts import AlertEngine
 from .capture import Checkpoint, ProbeSet, Recorder, images_from_inputs
 from .errors import InputError, WorkerError
 from .pipeline import HistoryBefore, project_checkpoint
@@ -164,6 +167,9 @@ class Monitor:
         self._next_index = 0
         self._announced = -1
         self._gap_states: dict[tuple[str, int], dict[str, Any]] = {}
+        self.alert_engines = {m: AlertEngine() for m in self.methods}
+        self._held_alerts: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self.alerts: list[dict[str, Any]] = []
         self._last_live = -1
         self._error: BaseException | None = None
         self._warned = False
@@ -263,19 +269,17 @@ class Monitor:
         self._projecting = None
         self._publish_status()
 
-    def _announce(self, upto: Checkpoint) -> None:
-        """Store and show every checkpoint up to ``upto`` not yet sent (skipped ones too)."""
+    def _announce(self, upto: Checkpoint) -> list[Checkpoint]:
+        """Store and show every checkpoint up to ``upto`` not yet sent; returns the skipped ones."""
         with self._queue.cond:
             waiting = {c.index: c for c in self._queue.skipped.values()}
-        waiting[upto.index] = upto
-        for index in range(self._announced + 1, upto.index + 1):
-            checkpoint = waiting.get(index)
-            if checkpoint is None:
-                continue
+        skipped = [waiting[i] for i in range(self._announced + 1, upto.index) if i in waiting]
+        for checkpoint in [*skipped, upto]:
             self.store.append_checkpoint(checkpoint)
             self.widget.add_checkpoint(checkpoint, self._status())
-            self._announced = index
+        self._announced = upto.index
         self._latest_epoch = upto.epoch
+        return skipped
 
     def _project_live(self, checkpoint: Checkpoint) -> None:
         if checkpoint.index > self._last_live + 1:
@@ -284,9 +288,15 @@ class Monitor:
                 self._gap_states[(method, self._last_live + 1)] = copy.deepcopy(
                     projector.state_dict()
                 )
-        self._announce(checkpoint)
-        for projector in self._projectors.values():
-            self._project(projector, checkpoint)
+        skipped = self._announce(checkpoint)
+        for method in self.methods:
+            # Alert engines see every checkpoint in order; a skipped one has no frame yet, so
+            # only its feature-space signals count. Its alerts wait for its backfilled frame.
+            for gap_checkpoint in skipped:
+                alerts = self.alert_engines[method].update(gap_checkpoint, None)
+                self._held_alerts[(method, gap_checkpoint.index)] = alerts
+                self._deliver_alerts(method, gap_checkpoint.epoch, alerts)
+            self._project(self._projectors[method], checkpoint, live=True)
         self._last_live = checkpoint.index
 
     def _project_gap(self, gap: list[Checkpoint]) -> None:
@@ -297,26 +307,32 @@ class Monitor:
                 HistoryBefore(self.store, first), self._gap_states.pop((method, first), None)
             )
             for checkpoint in gap:
-                self._project(projector, checkpoint)
+                self._project(projector, checkpoint, live=False)
 
-    def _project(self, projector: Projector, checkpoint: Checkpoint) -> None:
-        self._projecting = f"{projector.method} @ epoch {checkpoint.epoch}"
+    def _project(self, projector: Projector, checkpoint: Checkpoint, *, live: bool) -> None:
+        method = projector.method
+        engine = self.alert_engines[method]
+        held = self._held_alerts.pop((method, checkpoint.index), [])
+
+        def attach_alerts(frame: Frame) -> None:
+            frame.alerts.extend(engine.update(checkpoint, frame) if live else held)
+
+        self._projecting = f"{method} @ epoch {checkpoint.epoch}"
         self.widget.set_status(self._status())
-        frame = project_checkpoint(projector, checkpoint, self.store)
+        frame = project_checkpoint(projector, checkpoint, self.store, annotate=attach_alerts)
         self._projecting = None
         self.widget.add_frame(frame, self._status())
-        self._deliver_alerts(frame)
+        if live:
+            self._deliver_alerts(method, frame.epoch, frame.alerts)
 
-    def _deliver_alerts(self, frame: Frame) -> None:
-        for alert in frame.alerts:
-            log.warning(
-                "sentrycam alert at epoch %s (%s): %s",
-                frame.epoch,
-                frame.method,
-                alert.get("explanation", alert),
-            )
+    def _deliver_alerts(self, method: str, epoch: int, alerts: list[dict[str, Any]]) -> None:
+        """Log each alert once and hand it to ``on_alert`` (on this worker thread)."""
+        for alert in alerts:
+            record = {"method": method, **alert}
+            self.alerts.append(record)
+            log.warning("sentrycam alert at epoch %s (%s): %s", epoch, method, alert["explanation"])
             if self._on_alert is not None:
-                self._on_alert({"method": frame.method, "epoch": frame.epoch, **alert})
+                self._on_alert(record)
 
     def _status(self) -> dict[str, Any]:
         queued, backfill = self._queue.counts()

@@ -69,6 +69,15 @@ def test_monitor_projects_every_checkpoint_from_one_worker_thread(tmp_path, wire
     assert sorted(p.data["index"] for p in frame_refs) == [0, 1, 2, 3]
     assert [p.data["index"] for p in mon.widget.checkpoints] == [0, 1, 2, 3]
     assert mon.widget.status["closed"] is True and mon.widget.status["error"] is None
+    # every checkpoint reached the alert engine once, in order, skipped ones included
+    assert [r["checkpoint"] for r in mon.alert_engines["sentrycam"].records] == [0, 1, 2, 3]
+    for i in range(4):
+        stored = mon.store.frame("sentrycam", i).alerts
+        assert stored == [
+            {k: v for k, v in a.items() if k != "method"}
+            for a in mon.alerts
+            if a["checkpoint"] == i
+        ]
     updates = [
         m for m in wire if m["comm_id"] == widget_comm and "frames" in m["data"].get("state", {})
     ]
