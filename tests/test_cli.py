@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sentrycam_widget.cli import main
+from sentrycam_widget.metrics import frame_metrics
+from sentrycam_widget.projection.base import Frame
 from sentrycam_widget.store import RunStore
 
 T, N, D, C = 3, 90, 8, 3
@@ -167,8 +170,6 @@ def projected_run(tmp_path_factory):
 
 
 def _frame_files(run_dir):
-    from pathlib import Path
-
     return {
         p.name: p.stat().st_mtime_ns for p in (Path(run_dir) / "frames" / "sentrycam").glob("*.npz")
     }
@@ -182,8 +183,6 @@ def test_project_is_resumable(projected_run, capsys):
     assert main(["project", projected_run]) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert _frame_files(projected_run) == before
-    from pathlib import Path
-
     (Path(projected_run) / "frames" / "sentrycam" / "000002.npz").unlink()
     assert main(["project", projected_run]) == 0
     out = capsys.readouterr().out
@@ -222,3 +221,27 @@ def test_export_npz_matches_stored_frames(projected_run, tmp_path):
         np.testing.assert_array_equal(data["epochs"], [0, 2, 4])
         store = RunStore.open(projected_run)
         np.testing.assert_array_equal(data["emb"][1], store.frame("sentrycam", 1).embedding)
+
+
+def test_evaluate_computes_metrics_missing_from_stored_frames(tmp_path, capsys):
+    run_dir = _imported(tmp_path)
+    store = RunStore.open(run_dir)
+    for index in store.checkpoint_indices():
+        features = store.checkpoint(index).features
+        store.append_frame(Frame("sentrycam", index, 2 * index, features[:, :2]))
+    capsys.readouterr()
+    assert main(["evaluate", run_dir, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = frame_metrics(store.checkpoint(1), store.frame("sentrycam", 1))
+    got = report["checkpoints"][1]["metrics"]
+    assert got["trustworthiness"] == pytest.approx(expected["trustworthiness"])
+    assert "ppr" not in got  # no inverse, no PPR
+    assert main(["evaluate", run_dir]) == 0
+    table = capsys.readouterr().out
+    assert "T(15)" in table and "temporal ranking" in table
+
+
+@pytest.mark.slow
+def test_warmup_reports_its_timings(capsys):
+    assert main(["warmup"]) == 0
+    assert "umap-learn ready" in capsys.readouterr().out
