@@ -274,11 +274,11 @@ class Monitor:
         with self._queue.cond:
             waiting = {c.index: c for c in self._queue.skipped.values()}
         skipped = [waiting[i] for i in range(self._announced + 1, upto.index) if i in waiting]
+        self._latest_epoch = upto.epoch
         for checkpoint in [*skipped, upto]:
             self.store.append_checkpoint(checkpoint)
             self.widget.add_checkpoint(checkpoint, self._status())
         self._announced = upto.index
-        self._latest_epoch = upto.epoch
         return skipped
 
     def _project_live(self, checkpoint: Checkpoint) -> None:

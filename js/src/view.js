@@ -271,6 +271,10 @@ export async function createView({ model, el, host, makePlot }) {
     get selected() {
       return state.selected;
     },
+    /** How many frames of `method` the browser holds. */
+    frameCount(method = state.method) {
+      return framesOf(method).size;
+    },
     /** The frame on screen (null while pending). */
     frameAt() {
       return framesOf(state.method).get(state.position) ?? null;

@@ -1,0 +1,127 @@
+"""End to end in real JupyterLab (headless Debian chromium): the quickstart trains live.
+
+While the training cell runs: at least 3 frames appear, the slider changes the picture, a
+hovered point shows its tooltip. A screenshot is kept in artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+NEXT_PAINT = "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
+VIEW = "document.querySelector('.sc-root')?.parentElement?.sentrycam"
+KERNEL = "window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel?.status"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A JupyterLab server (galata test configuration) serving a copy of the quickstart."""
+    root = tmp_path / "lab"
+    root.mkdir()
+    shutil.copy(REPO / "notebooks" / "01_quickstart.ipynb", root)
+    port = _free_port()
+    config = tmp_path / "jupyter_server_test_config.py"
+    config.write_text(
+        "from jupyterlab.galata import configure_jupyter_server\n"
+        "configure_jupyter_server(c)\n"
+        f"c.ServerApp.root_dir = {str(root)!r}\n"
+        f"c.ServerApp.port = {port}\n"
+        "c.ServerApp.ip = '127.0.0.1'\n"
+        "c.ServerApp.allow_root = True\n"
+        "c.ServerApp.open_browser = False\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    log = (tmp_path / "lab.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--config", str(config)],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/api/status", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        else:
+            pytest.fail(f"jupyter lab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_quickstart_live_in_jupyterlab(lab):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(f"{lab}/lab/tree/01_quickstart.ipynb")
+        page.wait_for_function("window.jupyterapp !== undefined", timeout=120_000)
+        page.wait_for_function(f"{KERNEL} === 'idle'", timeout=120_000)
+        # start the run without awaiting it (the command's promise settles when all cells end)
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+
+        # at least 3 frames while the training cell is still running (kernel busy)
+        page.wait_for_function(f"({VIEW}?.frameCount() ?? 0) >= 3", timeout=600_000, polling=250)
+        assert page.evaluate(KERNEL) == "busy", "frames should arrive while the cell runs"
+        seen_busy = page.evaluate(f"{VIEW}.frameCount()")
+
+        plot = page.locator(".sc-plot")
+        plot.scroll_into_view_if_needed()
+        page.evaluate(NEXT_PAINT)
+        before = plot.screenshot()
+        page.locator(".sc-slider").focus()
+        page.keyboard.press("Home")
+        page.evaluate(NEXT_PAINT)
+        assert page.locator(".sc-epoch").text_content().startswith("epoch 0 ")
+        assert plot.screenshot() != before, "moving the slider must change the picture"
+
+        target = page.evaluate(
+            f"() => {{ const v = {VIEW}; const f = v.frameAt(); return v.plot.toClient(f.x[5], f.y[5]); }}"
+        )
+        page.mouse.move(target["x"], target["y"])
+        tooltip = page.locator(".sc-tooltip")
+        tooltip.wait_for(state="visible", timeout=10_000)
+        assert "sample 5" in tooltip.text_content()
+        assert "prediction" in tooltip.text_content()
+        assert tooltip.locator("canvas.sc-thumb").count() == 1
+
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab_quickstart.png"))
+        page.wait_for_function(f"{KERNEL} === 'idle'", timeout=900_000, polling=1000)
+        page.evaluate(NEXT_PAINT)
+        assert page.evaluate(f"{VIEW}.frameCount()") == 8
+        assert page.locator(".sc-error").text_content() == ""
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab_quickstart_done.png"))
+        browser.close()
+    assert seen_busy >= 3
