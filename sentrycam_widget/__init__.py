@@ -12,6 +12,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
+    "Monitor": "sentrycam_widget.monitor",
+    "RunStore": "sentrycam_widget.store",
+    "ProbeSet": "sentrycam_widget.capture",
+    "Recorder": "sentrycam_widget.capture",
+    "capture_checkpoint": "sentrycam_widget.capture",
+    "checkpoint_from_arrays": "sentrycam_widget.capture",
+    "project_checkpoint": "sentrycam_widget.pipeline",
+    "project_run": "sentrycam_widget.pipeline",
+    "AlertEngine": "sentrycam_widget.alerts",
     "Checkpoint": "sentrycam_widget.capture",
     "LinearHead": "sentrycam_widget.capture",
     "TorchHead": "sentrycam_widget.capture",
