@@ -47,6 +47,7 @@ class _TrainingSet:
 
     x: torch.Tensor
     spatial: tuple[np.ndarray, np.ndarray, np.ndarray]
+    variance: float
     memory: MemorySet | None = None
     x_memory: torch.Tensor | None = None
     frozen: torch.Tensor | None = None
@@ -87,6 +88,8 @@ class SentryCamProjector(Projector):
         patience: int = 3,
         window: int = 10,
         min_improvement: float = 0.005,
+        recon_weight: float = 1.0,
+        temporal_weight: float = 1.0,
         widths: list[int] | None = None,
     ) -> None:
         if resolution < 2:
@@ -113,6 +116,8 @@ class SentryCamProjector(Projector):
         self.patience = int(patience)
         self.window = int(window)
         self.min_improvement = float(min_improvement)
+        self.recon_weight = float(recon_weight)
+        self.temporal_weight = float(temporal_weight)
         self.widths = list(widths) if widths is not None else None
         self.model: Autoencoder | None = None
         self.memory = MemoryBank()
@@ -137,7 +142,7 @@ class SentryCamProjector(Projector):
             )
             self.last_sample = sample
         with _Stage(timings, "spatial_graph"):
-            spatial = spatial_edges(features[sample.indices], self.k, seed=self.seed)
+            spatial = spatial_edges(features[sample.indices], self.k)
         with _Stage(timings, "memory"):
             data = self._training_set(checkpoint, sample, spatial)
         cold = self.model is None
@@ -242,7 +247,8 @@ class SentryCamProjector(Projector):
         spatial: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> _TrainingSet:
         x_sample = checkpoint.features[sample.indices]
-        data = _TrainingSet(x=self._tensor(x_sample), spatial=spatial)
+        variance = max(float(x_sample.var(axis=0, dtype=np.float64).mean()), 1e-12)
+        data = _TrainingSet(x=self._tensor(x_sample), spatial=spatial, variance=variance)
         memory = self.memory.memory_for(checkpoint.index, checkpoint.features)
         if memory is not None:
             data.memory = memory
@@ -306,12 +312,16 @@ class SentryCamProjector(Projector):
         y_cur = y[:n_cur]
         b = self.batch_edges
         loss = umap_cross_entropy(y_cur[inverse[:b]], y_cur[inverse[b : 2 * b]], generator)
-        loss = loss + reconstruction_loss(x_nodes, self.model.decode(y_cur))
+        recon = reconstruction_loss(x_nodes, self.model.decode(y_cur)) / data.variance
+        loss = loss + self.recon_weight * recon
         if data.temporal is not None:
             y_mem = y[n_cur:]
             mem_inverse = torch.from_numpy(mem_inverse).to(self.device)
-            loss = loss + umap_cross_entropy(y_cur[inverse[2 * b :]], y_mem[mem_inverse], generator)
-            loss = loss + anchor_hinge(y_mem, data.frozen[mem_index], data.margins[mem_index])
+            temporal = umap_cross_entropy(y_cur[inverse[2 * b :]], y_mem[mem_inverse], generator)
+            temporal = temporal + anchor_hinge(
+                y_mem, data.frozen[mem_index], data.margins[mem_index]
+            )
+            loss = loss + self.temporal_weight * temporal
         return loss
 
     @torch.no_grad()

@@ -1,0 +1,95 @@
+"""Spatial and temporal graphs: exact kNN, umap-learn's fuzzy set, weights, sampling ∝ weight."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse
+
+from sentrycam_widget.errors import InputError
+from sentrycam_widget.projection.graph import (
+    fuzzy_edges,
+    knn_graph,
+    sample_edges,
+    spatial_edges,
+    temporal_edges,
+)
+
+
+@pytest.fixture(scope="module")
+def points() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=4.0, size=(3, 20))
+    return (centres[np.arange(600) % 3] + rng.normal(size=(600, 20))).astype(np.float32)
+
+
+def test_knn_is_exact_against_brute_force_with_self_first(points):
+    indices, dists = knn_graph(points, 15)
+    full = np.sqrt(((points[:, None, :].astype(np.float64) - points[None]) ** 2).sum(-1))
+    expected = np.argsort(full, axis=1, kind="stable")[:, :15]
+    assert np.array_equal(indices, expected)
+    assert np.allclose(dists, np.take_along_axis(full, expected, axis=1), atol=1e-5)
+    assert np.array_equal(indices[:, 0], np.arange(600)) and np.all(dists[:, 0] == 0)
+
+
+def test_knn_puts_self_first_among_exact_duplicates():
+    x = np.zeros((20, 4), dtype=np.float32)
+    indices, _ = knn_graph(x, 5)
+    assert np.array_equal(indices[:, 0], np.arange(20))
+
+
+@pytest.mark.slow  # umap-learn compiles its numba kernels (~10-25 s on 2 cores)
+def test_fuzzy_edges_equal_umap_learns_fuzzy_simplicial_set(points):
+    from umap.umap_ import fuzzy_simplicial_set
+
+    indices, dists = knn_graph(points, 15)
+    head, tail, weight = fuzzy_edges(indices, dists, min_weight_fraction=0.0)
+    ours = scipy.sparse.coo_matrix((weight, (head, tail)), shape=(600, 600)).tocsr()
+    reference, _, _ = fuzzy_simplicial_set(
+        points, 15, np.random.RandomState(0), "euclidean", knn_indices=indices, knn_dists=dists
+    )
+    reference = reference.tocsr()
+    assert ours.nnz == reference.nnz
+    assert abs(ours - reference).max() < 1e-5
+
+
+def test_spatial_weights_are_symmetric_in_unit_interval_and_weak_edges_dropped(points):
+    head, tail, weight = spatial_edges(points, 15, min_weight_fraction=0.05)
+    assert np.all((weight > 0) & (weight <= 1)) and weight.max() == pytest.approx(1.0)
+    assert weight.min() >= 0.05 * weight.max()
+    matrix = scipy.sparse.coo_matrix((weight, (head, tail)), shape=(600, 600)).tocsr()
+    assert abs(matrix - matrix.T).max() < 1e-6
+    assert np.all(head != tail)
+    _, _, everything = spatial_edges(points, 15, min_weight_fraction=0.0)
+    assert everything.size > weight.size
+
+
+def test_edge_sampling_is_proportional_to_weight():
+    weights = np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32)
+    draws = sample_edges(weights, 200_000, np.random.default_rng(0))
+    frequencies = np.bincount(draws, minlength=4) / draws.size
+    assert np.allclose(frequencies, weights / weights.sum(), atol=0.005)
+    assert np.all(sample_edges(np.array([0.0, 1.0, 0.0]), 1000, np.random.default_rng(1)) == 1)
+
+
+def test_temporal_edges_link_to_cosine_nearest_memory_with_similarity_weights():
+    rng = np.random.default_rng(0)
+    memory = rng.normal(size=(40, 8)).astype(np.float32)
+    current = memory[:10] * 3.0 + 0.01 * rng.normal(size=(10, 8)).astype(np.float32)
+    heads, tails, weights = temporal_edges(current, memory, k=5)
+    assert heads.shape == tails.shape == weights.shape == (50,)
+    assert np.array_equal(tails[::5], np.arange(10))  # own memory copy is the nearest by cosine
+    cos = (current[heads] * memory[tails]).sum(1) / (
+        np.linalg.norm(current[heads], axis=1) * np.linalg.norm(memory[tails], axis=1)
+    )
+    assert np.allclose(weights, (1 + cos) / 2, atol=1e-5)
+    assert np.all((weights >= 0) & (weights <= 1))
+
+
+def test_bad_graph_inputs_are_rejected():
+    with pytest.raises(InputError, match="k nearest"):
+        knn_graph(np.zeros((5, 2), dtype=np.float32), 6)
+    with pytest.raises(InputError, match="dimension"):
+        temporal_edges(np.zeros((3, 4)), np.ones((3, 5)))
+    with pytest.raises(InputError, match="weights"):
+        sample_edges(np.zeros(3), 5, np.random.default_rng(0))
