@@ -1,0 +1,153 @@
+"""The training audit: geometry alerts for a recorded or imported run, kept in its directory.
+
+:func:`audit_run` replays every stored checkpoint through :class:`~.alerts.AlertEngine` (the
+checkpoint's ``val_loss`` scalar feeds the baseline rule; the frames of one projection method,
+when the run has them, feed the 2-D signals), then stores the result in the run directory:
+
+- ``RUN/alerts.json`` (written atomically): the whole audit — alerts, first firing per signal,
+  the per-checkpoint signal values and which frames were used;
+- each frame of the audited method is rewritten (atomically) with its checkpoint's alerts in
+  ``frame.alerts``, so the widget shows them on its timeline.
+
+This is what ``python -m sentrycam_widget audit RUN_DIR --json`` runs. Like every writer of a
+run, it must not run while another process is still writing the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .alerts import AlertEngine, first_firing
+from .capture import Checkpoint
+from .errors import InputError, RunFormatError
+from .projection.base import Frame
+from .store import RunStore, _write_json
+
+ALERTS_FILE = "alerts.json"
+AUDIT_FORMAT = "sentrycam-audit"
+AUDIT_VERSION = 1
+
+
+def audit_run(
+    store_or_path: RunStore | str | os.PathLike[str],
+    method: str = "sentrycam",
+    **engine_options: Any,
+) -> dict[str, Any]:
+    """Compute the alerts of a stored run, store them in the run directory and return them.
+
+    Returns ``{"alerts": [...], "first_firing": {signal: checkpoint | None, ...}, ...}`` where
+    ``first_firing`` has every signal plus ``reference`` (earliest of the paper's V and D),
+    ``combined`` and ``val_loss``. Without frames of ``method`` only the feature-space signals
+    (and ``val_loss``) are computed, and ``note`` says so. ``engine_options`` go to
+    :class:`~.alerts.AlertEngine` (e.g. ``eval_size``).
+    """
+    store = _as_store(store_or_path)
+    checkpoints = list(store.checkpoints())
+    if not checkpoints:
+        raise InputError(f"{store.path} holds no readable checkpoint to audit")
+    frames = _frames_for(store, method, checkpoints)
+    engine = AlertEngine(**engine_options)
+    alerts = engine.run(checkpoints, frames)
+    n_frames = sum(frame is not None for frame in frames)
+    result = {
+        "format": AUDIT_FORMAT,
+        "version": AUDIT_VERSION,
+        "method": method,
+        "checkpoints": len(checkpoints),
+        "frames_used": n_frames,
+        "note": _coverage_note(method, n_frames, len(checkpoints), checkpoints),
+        "alerts": alerts,
+        "first_firing": first_firing(alerts),
+        "records": engine.records,
+    }
+    _attach_to_frames(store, frames, alerts)
+    _write_json(store.path / ALERTS_FILE, result)
+    return result
+
+
+def load_audit(store_or_path: RunStore | str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The audit stored by :func:`audit_run`, or None if the run was never audited."""
+    store = _as_store(store_or_path)
+    path = store.path / ALERTS_FILE
+    if not path.exists():
+        return None
+    try:
+        result = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFormatError(f"{path}: unreadable audit ({exc})") from exc
+    if not isinstance(result, dict) or result.get("format") != AUDIT_FORMAT:
+        raise RunFormatError(f"{path}: not a sentrycam audit (format must be {AUDIT_FORMAT!r})")
+    if result.get("version") != AUDIT_VERSION or not isinstance(result.get("alerts"), list):
+        raise RunFormatError(f"{path}: unsupported audit version {result.get('version')!r}")
+    return result
+
+
+def format_audit(result: dict[str, Any]) -> str:
+    """A human-readable summary: coverage, first firing per signal, then every alert."""
+    first = result["first_firing"]
+    epochs = {r["checkpoint"]: r["epoch"] for r in result.get("records", [])}
+    lines = [
+        f"audit ({result.get('method')}): {result.get('checkpoints')} checkpoints, "
+        f"{len(result['alerts'])} alerts",
+    ]
+    if result.get("note"):
+        lines.append(f"note: {result['note']}")
+    lines.append("first firing (checkpoint index, epoch):")
+    width = max(len(name) for name in first)
+    for name, index in first.items():
+        where = "-" if index is None else f"{index} (epoch {epochs.get(index, '?')})"
+        lines.append(f"  {name:<{width}}  {where}")
+    if result["alerts"]:
+        lines.append("alerts:")
+        lines.extend(
+            f"  [{a['checkpoint']}] {a['signal']}: {a['explanation']}" for a in result["alerts"]
+        )
+    return "\n".join(lines)
+
+
+def _as_store(store_or_path: RunStore | str | os.PathLike[str]) -> RunStore:
+    if isinstance(store_or_path, RunStore):
+        return store_or_path
+    if isinstance(store_or_path, (str, os.PathLike)):
+        return RunStore.open(Path(store_or_path))
+    raise InputError(f"expected a RunStore or a run directory, got {type(store_or_path).__name__}")
+
+
+def _frames_for(store: RunStore, method: str, checkpoints: list[Checkpoint]) -> list[Frame | None]:
+    """One frame of ``method`` (or None where there is none or it is damaged) per checkpoint."""
+    stored = {frame.index: frame for frame in store.frames(method)}
+    return [stored.get(checkpoint.index) for checkpoint in checkpoints]
+
+
+def _coverage_note(
+    method: str, n_frames: int, n_checkpoints: int, checkpoints: list[Checkpoint]
+) -> str:
+    parts = []
+    if n_frames == 0:
+        parts.append(
+            f"no {method!r} frames: 2-D signals (V, D, between/within) not computed, "
+            "feature-space signals only"
+        )
+    elif n_frames < n_checkpoints:
+        parts.append(f"2-D signals from the {n_frames} of {n_checkpoints} checkpoints with frames")
+    if not any("val_loss" in c.scalars for c in checkpoints):
+        parts.append("no val_loss scalar: the baseline rule was not computed")
+    return "; ".join(parts)
+
+
+def _attach_to_frames(
+    store: RunStore, frames: list[Frame | None], alerts: list[dict[str, Any]]
+) -> None:
+    """Rewrite each audited frame with exactly its checkpoint's alerts (idempotent)."""
+    by_checkpoint: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for alert in alerts:
+        by_checkpoint[alert["checkpoint"]].append(alert)
+    for frame in frames:
+        if frame is None or frame.alerts == by_checkpoint.get(frame.index, []):
+            continue
+        frame.alerts = by_checkpoint.get(frame.index, [])
+        store.append_frame(frame, replace=True)
