@@ -64,7 +64,7 @@ def bokeh_js() -> str:
 
 
 def _plot_item() -> dict[str, Any]:
-    """The Bokeh figure (background image, points, trajectory, highlight) as a json_item.
+    """The Bokeh figure (background image, points image, trajectory, highlight) as a json_item.
 
     The sources start empty; the browser fills them from the frames. Models carry names so the
     JS finds them without knowing Bokeh's ids.
@@ -89,18 +89,9 @@ def _plot_item() -> dict[str, Any]:
         {"image": [], "x": [], "y": [], "dw": [], "dh": []}, name="background"
     )
     fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=background)
-    points = ColumnDataSource(
-        {"x": [], "y": [], "fill": [], "line": [], "line_width": []}, name="points"
-    )
-    fig.scatter(
-        x="x",
-        y="y",
-        size=6,
-        fill_color="fill",
-        line_color="line",
-        line_width="line_width",
-        source=points,
-    )
+    # points arrive as an RGBA raster drawn by the browser (js/src/plot.js)
+    points = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []}, name="points")
+    fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=points)
     trail = ColumnDataSource({"x": [], "y": []}, name="trajectory")
     fig.line(x="x", y="y", source=trail, line_color="#222222", line_width=1.5)
     fig.scatter(x="x", y="y", source=trail, size=4, fill_color="#222222", line_color=None)

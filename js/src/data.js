@@ -91,32 +91,74 @@ export function decodeFrame(data) {
   };
 }
 
-/** Bokeh colour number 0xRRGGBBAA. */
-export function packColour(r, g, b, a = 255) {
-  return ((r << 24) | (g << 16) | (b << 8) | a) >>> 0;
+/** One RGBA pixel as a little-endian uint32 (the byte order of canvas ImageData). */
+export function packPixel(r, g, b, a = 255) {
+  return ((a << 24) | (b << 16) | (g << 8) | r) >>> 0;
 }
 
 /** Per-point colours (SPEC §2.6): correct points are dots in the label's colour; a
  * misclassified point is a dot in the predicted class's colour inside a ring in the label's
- * colour (drawn as the dot's outline). */
+ * colour. `fill`/`ring` are packed pixels, `wrong` flags the ringed points. */
 export function pointStyle(labels, pred, palette) {
   const n = labels.length;
   const fill = new Uint32Array(n);
-  const line = new Uint32Array(n);
-  const lineWidth = new Float32Array(n);
-  const colour = (c) => packColour(palette[3 * c], palette[3 * c + 1], palette[3 * c + 2]);
-  let wrong = 0;
+  const ring = new Uint32Array(n);
+  const wrong = new Uint8Array(n);
+  const colour = (c) => packPixel(palette[3 * c], palette[3 * c + 1], palette[3 * c + 2]);
+  let nWrong = 0;
   for (let i = 0; i < n; i++) {
     const label = labels[i];
     const p = pred ? pred[i] : label;
     fill[i] = colour(p);
-    line[i] = colour(label);
+    ring[i] = colour(label);
     if (p !== label) {
-      lineWidth[i] = 2.5;
-      wrong++;
+      wrong[i] = 1;
+      nWrong++;
     }
   }
-  return { fill, line, lineWidth, wrong };
+  return { fill, ring, wrong, nWrong };
+}
+
+function stamp(inner, outer) {
+  const offsets = [];
+  const r = Math.ceil(outer);
+  for (let dy = -r; dy <= r; dy++) {
+    for (let dx = -r; dx <= r; dx++) {
+      const d = Math.hypot(dx, dy);
+      if (d > inner && d <= outer) offsets.push(dx, dy);
+    }
+  }
+  return Int8Array.from(offsets);
+}
+
+export const DOT = stamp(-1, 3.3);
+export const RING = stamp(3.3, 5.3);
+
+function splat(out, width, height, col, row, offsets, pixel) {
+  for (let k = 0; k < offsets.length; k += 2) {
+    const c = col + offsets[k];
+    const r = row + offsets[k + 1];
+    if (c >= 0 && c < width && r >= 0 && r < height) out[r * width + c] = pixel;
+  }
+}
+
+/** Draw the points into a transparent RGBA raster (`out`, uint32 [height * width], row 0 at
+ * the bottom like a Bokeh image) covering `ranges` = [x0, x1, y0, y1]. Rasterising here keeps a
+ * frame switch to one image upload however many points there are. */
+export function rasterizePoints(points, ranges, width, height, out) {
+  const { x, y, fill, ring, wrong } = points;
+  const [x0, x1, y0, y1] = ranges;
+  const sx = width / (x1 - x0);
+  const sy = height / (y1 - y0);
+  out.fill(0);
+  for (let i = 0; i < x.length; i++) {
+    const col = Math.floor((x[i] - x0) * sx);
+    const row = Math.floor((y[i] - y0) * sy);
+    if (col < -6 || col > width + 6 || row < -6 || row > height + 6) continue;
+    if (wrong[i]) splat(out, width, height, col, row, RING, ring[i]);
+    splat(out, width, height, col, row, DOT, fill[i]);
+  }
+  return out;
 }
 
 /** numpy.rint: round half to even, so JS and Python colour the raster identically. */

@@ -8,7 +8,9 @@ import {
   decodeFrame,
   frameRanges,
   nearestPoint,
+  packPixel,
   pointStyle,
+  rasterizePoints,
   rint,
   statusText,
   trajectory,
@@ -36,11 +38,24 @@ test("decodeFrame splits interleaved coordinates into x and y columns", () => {
 
 test("misclassified points get the predicted colour inside a ring of the label colour", () => {
   const style = pointStyle(new Uint16Array([0, 1, 2]), new Uint16Array([0, 2, 2]), PALETTE);
-  assert.equal(style.wrong, 1);
-  assert.equal(style.fill[1], 0x0000ffff); // predicted class 2 = blue
-  assert.equal(style.line[1], 0x00ff00ff); // label 1 = green ring
-  assert.deepEqual([...style.lineWidth], [0, 2.5, 0]);
-  assert.equal(style.fill[0], 0xff0000ff);
+  assert.equal(style.nWrong, 1);
+  assert.equal(style.fill[1], packPixel(0, 0, 255)); // predicted class 2 = blue dot
+  assert.equal(style.ring[1], packPixel(0, 255, 0)); // label 1 = green ring
+  assert.deepEqual([...style.wrong], [0, 1, 0]);
+  assert.equal(style.fill[0], packPixel(255, 0, 0));
+});
+
+test("points are rasterised as dots, rings around misclassified ones, row 0 at the bottom", () => {
+  const style = pointStyle(new Uint16Array([0, 1]), new Uint16Array([0, 2]), PALETTE);
+  const points = { x: new Float32Array([2.5, 7.5]), y: new Float32Array([2.5, 7.5]), ...style };
+  const out = rasterizePoints(points, [0, 10, 0, 10], 20, 20, new Uint32Array(400));
+  const at = (col, row) => out[row * 20 + col];
+  assert.equal(at(5, 5), style.fill[0]); // point 0 at pixel (5, 5)
+  assert.equal(at(5, 15), 0); // nothing above it
+  assert.equal(at(15, 15), style.fill[1]); // point 1's dot in the predicted colour
+  assert.equal(at(19, 15), style.ring[1]); // ring (radius 4) in the label colour
+  assert.equal(at(9, 5), 0); // point 0 is correct: no ring
+  assert.equal(new Uint8Array(out.buffer)[4 * (5 * 20 + 5)], 255); // byte order R, G, B, A
 });
 
 test("background colour follows SPEC 2.6 with numpy rounding", () => {

@@ -1,0 +1,143 @@
+"""Frame-switch time in headless Chromium and bytes per frame on the wire.
+
+Builds runs of N = 10,000 and 50,000 points (10 classes, a 200×200 decision raster per frame,
+points drifting between checkpoints), sends them through the real widget with a recording comm
+(bytes per frame = everything the kernel publishes for one frame: the child model's JSON and
+binary buffers plus the parent's update), exports the standalone HTML and times, in Debian's
+chromium with ``performance.now()``, one frame switch = the view's update for the new
+checkpoint (points, colours, background, ranges) plus a synchronous Bokeh repaint. Each frame
+is visited once cold (first decode of its raster) and then again warm.
+
+    python benchmarks/widget_switch_time.py --sizes 10000 50000 --frames 8 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+import comm
+import numpy as np
+from comm.base_comm import BaseComm
+
+from sentrycam_widget.capture import Checkpoint
+from sentrycam_widget.html_export import export_html
+from sentrycam_widget.projection.base import Background, Frame
+from sentrycam_widget.widget import SentryCamWidget
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+N_CLASSES = 10
+RESOLUTION = 200
+
+
+class _CountingComm(BaseComm):
+    sent_bytes = 0
+
+    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+        _CountingComm.sent_bytes += len(json.dumps(data, default=str)) + sum(
+            memoryview(b).nbytes for b in buffers or []
+        )
+
+
+def _run(n: int, frames: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, N_CLASSES, n)
+    centres = rng.normal(size=(N_CLASSES, 2)) * 6
+    base = centres[labels] + rng.normal(size=(n, 2))
+    for t in range(frames):
+        emb = (base * (0.6 + 0.05 * t) + rng.normal(size=(n, 2)) * 0.3).astype(np.float32)
+        logits = rng.normal(size=(n, N_CLASSES)).astype(np.float32)
+        logits[np.arange(n), labels] += 1.0 + 0.3 * t
+        checkpoint = Checkpoint(t, t, rng.normal(size=(n, 4)), labels, logits=logits)
+        lo, hi = emb.min(axis=0), emb.max(axis=0)
+        xs = np.linspace(lo[0], hi[0], RESOLUTION)
+        ys = np.linspace(lo[1], hi[1], RESOLUTION)
+        grid = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+        d = ((grid[:, None, :] - centres[None] * (0.6 + 0.05 * t)) ** 2).sum(-1)
+        order = np.sort(d, axis=1)
+        margin = (order[:, 1] - order[:, 0]) / (order[:, 1] + 1e-9)
+        background = Background(
+            d.argmin(1).reshape(RESOLUTION, RESOLUTION),
+            np.where(margin < 0.15, 0, np.clip(margin * 230, 0, 230)).reshape(
+                RESOLUTION, RESOLUTION
+            ),
+            (lo[0], hi[0], lo[1], hi[1]),
+        )
+        frame = Frame(
+            "sentrycam", t, t, emb, background=background, metrics={"trustworthiness": 0.9}
+        )
+        yield checkpoint, frame
+
+
+def _measure(n: int, frames: int, out_dir: Path) -> dict:
+    original = comm.create_comm
+    comm.create_comm = lambda **kw: _CountingComm(**kw)
+    try:
+        widget = SentryCamWidget(np.zeros(n, int) + np.arange(n) % N_CLASSES, {"sentrycam": True})
+        per_frame = []
+        for checkpoint, frame in _run(n, frames):
+            _CountingComm.sent_bytes = 0
+            widget.add_checkpoint(checkpoint)
+            ckpt_bytes = _CountingComm.sent_bytes
+            _CountingComm.sent_bytes = 0
+            widget.add_frame(frame)
+            per_frame.append((ckpt_bytes, _CountingComm.sent_bytes))
+    finally:
+        comm.create_comm = original
+    path = export_html(widget, out_dir / f"switch_{n}.html")
+    cold, warm = _time_switches(path, frames)
+    return {
+        "n_points": n,
+        "frames": frames,
+        "bytes_per_frame": statistics.median(b for _, b in per_frame),
+        "bytes_per_checkpoint": statistics.median(b for b, _ in per_frame),
+        "coordinates_bytes": n * 8,
+        "raster_bytes": 2 * RESOLUTION * RESOLUTION,
+        "switch_ms_cold_median": statistics.median(cold),
+        "switch_ms_warm_median": statistics.median(warm),
+        "switch_ms_warm_max": max(warm),
+        "html_bytes": path.stat().st_size,
+    }
+
+
+def _time_switches(path: Path, frames: int) -> tuple[list[float], list[float]]:
+    from playwright.sync_api import sync_playwright
+
+    script = """async (frames) => {
+        const v = window.sentrycamView;
+        const time = (i) => { const t0 = performance.now(); v.setPosition(i); v.plot.repaint();
+                              return performance.now() - t0; };
+        const cold = [], warm = [];
+        for (let i = 0; i < frames; i++) cold.push(time(i));
+        for (let round = 0; round < 3; round++)
+            for (let i = 0; i < frames; i++) warm.push(time((i + 1) % frames));
+        return [cold, warm];
+    }"""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(path.as_uri())
+        page.wait_for_function("window.sentrycamView !== undefined", timeout=120_000)
+        cold, warm = page.evaluate(script, frames)
+        browser.close()
+    return cold, warm
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [_measure(n, args.frames, Path(tmp)) for n in args.sizes]
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
