@@ -1,0 +1,74 @@
+"""The audit case studies on reduced settings (feature-space signals, few epochs, one seed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import case_studies as cs
+
+QUICK_INSTABILITY = cs.InstabilitySettings(
+    epochs=13, change_epoch=11, jumps=(1.0, 100.0), ramp=None, method=None
+)
+
+
+@pytest.fixture(scope="module")
+def instability(tmp_path_factory):
+    return cs.instability(QUICK_INSTABILITY, tmp_path_factory.mktemp("cs") / "instability")
+
+
+@pytest.mark.slow
+def test_instability_table_and_the_failing_run(instability):
+    rows = {row["run"]: row for row in instability["rows"]}
+    assert set(rows) == {"control", "jump_x100"}
+    assert instability["change_checkpoint"] == 10
+    for row in rows.values():
+        assert {"failed_at", "final_val_accuracy", "first_combined", "first_val_loss"} <= set(row)
+        assert {f"first_{name}" for name in cs._SHORT} <= set(row)
+    control, failing = rows["control"], rows["jump_x100"]
+    assert control["failed_at"] is None and control["final_val_accuracy"] > 0.9
+    assert control["first_combined"] is None
+    # LR x100 kills the CNN at the jump; the combined alert fires at that checkpoint.
+    assert failing["failed_at"] == 10 and failing["final_val_accuracy"] < 0.2
+    assert failing["first_combined"] == 10
+    assert failing["alarms_before_change"] == []
+    assert instability["target"]["failing_runs"] == ["jump_x100"]
+    md = cs.markdown({"instability": instability})
+    assert "jump_x100" in md and "val-loss rule" in md
+
+
+def test_failure_checkpoint_is_half_the_best_accuracy():
+    assert cs._failure_checkpoint([0.5, 0.9, 0.8, 0.44, 0.1]) == 3
+    assert cs._failure_checkpoint([0.5, 0.9, 0.95]) is None
+
+
+@pytest.mark.slow
+def test_healthy_runs_raise_no_combined_alarm(tmp_path):
+    settings = cs.HealthySettings(seeds=(0, 1), epochs=13, method=None)
+    result = cs.healthy(settings, tmp_path / "healthy")
+    assert [row["run"] for row in result["rows"]] == ["seed_0", "seed_1"]
+    assert result["totals"]["combined"] == {"alarms": 0, "runs_with_alarm": 0}
+    assert all(row["final_val_accuracy"] > 0.9 for row in result["rows"])
+    assert set(result["totals"]) >= {"combined", "reference", "val_loss", "fisher_ratio"}
+
+
+@pytest.mark.slow
+def test_continual_learning_forgets_task_one_and_the_signals_see_it(tmp_path):
+    result = cs.continual(cs.ContinualSettings(task_epochs=10, method=None), tmp_path / "cl")
+    summary = result["summary"]
+    assert result["switch_checkpoint"] == 10 and len(result["rows"]) == 20
+    assert [row["task"] for row in result["rows"]] == [1] * 10 + [2] * 10
+    assert summary["task1_accuracy_before_switch"] > 0.9
+    assert summary["task1_accuracy_final"] < 0.5
+    assert summary["task1_fisher_features_final"] < summary["task1_fisher_features_before_switch"]
+    assert summary["first_firing_after_switch"], "the task switch raised no alert"
+    assert min(summary["first_firing_after_switch"].values()) <= 12
+
+
+def test_results_merge_into_json_and_markdown(tmp_path, instability):
+    cs.write_results({"instability": instability}, tmp_path)
+    stored = json.loads((tmp_path / "case_studies.json").read_text())
+    assert "traces" not in stored["instability"]
+    assert stored["instability"]["rows"] == json.loads(json.dumps(instability["rows"]))
+    assert "(a) Instability" in (tmp_path / "case_studies.md").read_text()
