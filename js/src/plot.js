@@ -52,7 +52,10 @@ export async function createBokehPlot(container, item, Bokeh) {
   const xRange = model("x_range");
   const yRange = model("y_range");
   let current = null;
-  let raster = null;
+  // Two rasters used in turn: Bokeh copies the image it is given into its own canvas when the
+  // data is set, so the buffer drawn two switches ago is free again.
+  const rasters = [null, null];
+  let turn = 0;
   let drawnFor = "";
 
   const viewKey = () =>
@@ -66,10 +69,10 @@ export async function createBokehPlot(container, item, Bokeh) {
     const ratio = globalThis.devicePixelRatio || 1;
     const width = Math.max(1, Math.round(plotView.frame.bbox.width * ratio));
     const height = Math.max(1, Math.round(plotView.frame.bbox.height * ratio));
-    if (!raster || raster.length !== width * height) raster = new Uint32Array(width * height);
+    turn = 1 - turn;
+    if (rasters[turn]?.length !== width * height) rasters[turn] = new Uint32Array(width * height);
     const ranges = [xRange.start, xRange.end, yRange.start, yRange.end];
-    // A fresh buffer each time: Bokeh keeps a reference to the image it was given.
-    const image = rasterizePoints(current, ranges, width, height, raster).slice();
+    const image = rasterizePoints(current, ranges, width, height, rasters[turn]);
     drawnFor = viewKey();
     points.data = {
       image: [ndarrayOf(Bokeh, image, [height, width])],

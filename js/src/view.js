@@ -101,6 +101,12 @@ export async function createView({ model, el, host, makePlot }) {
   };
 
   const plot = await makePlot(plotEl);
+  buildMethodBar();
+
+  /** Checkpoint index at the slider's position (positions count the checkpoints received). */
+  function currentIndex() {
+    return state.checkpoints[state.position]?.index ?? -1;
+  }
 
   function framesOf(method) {
     if (!state.frames.has(method)) state.frames.set(method, new Map());
@@ -125,18 +131,24 @@ export async function createView({ model, el, host, makePlot }) {
     return state.rgbaCache.get(frame);
   }
 
-  function renderMethodBar() {
-    methodBar.replaceChildren();
+  function buildMethodBar() {
     for (const method of model.get("methods")) {
       const button = h("button", "sc-method", methodLabel(method));
       button.type = "button";
       button.dataset.method = method;
-      const ready = framesOf(method).has(state.position);
-      button.classList.toggle("sc-active", method === state.method);
-      button.classList.toggle("sc-pending", !ready);
-      if (!ready) button.title = `${methodLabel(method)}: this checkpoint is not projected yet`;
       button.addEventListener("click", () => api.setMethod(method));
       methodBar.append(button);
+    }
+  }
+
+  function renderMethodBar() {
+    const index = currentIndex();
+    for (const button of methodBar.children) {
+      const method = button.dataset.method;
+      const ready = framesOf(method).has(index);
+      button.classList.toggle("sc-active", method === state.method);
+      button.classList.toggle("sc-pending", !ready);
+      button.title = ready ? "" : `${methodLabel(method)}: this checkpoint is not projected yet`;
     }
   }
 
@@ -144,12 +156,14 @@ export async function createView({ model, el, host, makePlot }) {
     markers.replaceChildren();
     const n = state.checkpoints.length;
     for (const [index, texts] of alertsByCheckpoint(framesOf(state.method))) {
+      const position = state.checkpoints.findIndex((c) => c.index === index);
+      if (position < 0) continue;
       const mark = h("span", "sc-alert");
-      mark.style.left = `${n > 1 ? (100 * index) / (n - 1) : 0}%`;
+      mark.style.left = `${n > 1 ? (100 * position) / (n - 1) : 0}%`;
       mark.dataset.index = String(index);
       mark.title = texts.join("\n");
       mark.setAttribute("aria-label", `alert at checkpoint ${index}: ${texts.join("; ")}`);
-      mark.addEventListener("click", () => api.setPosition(index));
+      mark.addEventListener("click", () => api.setPosition(position));
       markers.append(mark);
     }
   }
@@ -164,7 +178,7 @@ export async function createView({ model, el, host, makePlot }) {
   function showFrame() {
     const t0 = performance.now();
     const checkpoint = state.checkpoints[state.position];
-    const frame = framesOf(state.method).get(state.position);
+    const frame = framesOf(state.method).get(currentIndex());
     const label = methodLabel(state.method);
     epochLabel.textContent = checkpoint
       ? `epoch ${checkpoint.epoch} · ${state.position + 1}/${state.checkpoints.length}`
@@ -195,9 +209,13 @@ export async function createView({ model, el, host, makePlot }) {
   }
 
   async function syncPayloads() {
-    state.checkpoints = await checkpointPayloads.resolve(model.get("checkpoints"));
+    const checkpoints = await checkpointPayloads.resolve(model.get("checkpoints"));
+    state.checkpoints = [...checkpoints].sort((a, b) => a.index - b.index);
     const frames = await framePayloads.resolve(model.get("frames"));
     for (const frame of frames) framesOf(frame.method).set(frame.index, frame);
+    // Colour work happens on arrival, so scrubbing only rasterises and paints.
+    state.checkpoints.forEach(styleFor);
+    frames.forEach(backgroundFor);
     setSliderMax();
     if (state.follow) state.position = Math.max(0, state.checkpoints.length - 1);
     slider.value = String(state.position);
@@ -207,7 +225,7 @@ export async function createView({ model, el, host, makePlot }) {
   }
 
   function hoverAt(clientX, clientY) {
-    const frame = framesOf(state.method).get(state.position);
+    const frame = framesOf(state.method).get(currentIndex());
     const where = frame ? plot.toData(clientX, clientY) : null;
     const i = where ? nearestPoint(frame.x, frame.y, where.x, where.y, where.kx, where.ky, HOVER_RADIUS_PX) : -1;
     if (i < 0) {
@@ -277,7 +295,7 @@ export async function createView({ model, el, host, makePlot }) {
     },
     /** The frame on screen (null while pending). */
     frameAt() {
-      return framesOf(state.method).get(state.position) ?? null;
+      return framesOf(state.method).get(currentIndex()) ?? null;
     },
     setPosition(index) {
       const last = state.checkpoints.length - 1;
