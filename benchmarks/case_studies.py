@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sentrycam_widget.alerts import REFERENCE_SIGNALS, fisher_ratio  # noqa: E402
+from sentrycam_widget.alerts import REFERENCE_SIGNALS, fisher_ratio
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TASK_1 = (0, 1, 2, 3, 4)
@@ -162,34 +162,58 @@ def record_and_audit(spec: RunSpec, run_dir: str | os.PathLike[str]) -> dict[str
         store.append_checkpoint(checkpoint)
         if projector is not None:
             project_checkpoint(projector, checkpoint, store, metrics=False)
-    result = audit_run(store, method=spec.method or "sentrycam")
-    info = store.checkpoint_info()
-    return {
-        "name": spec.name,
-        "seed": spec.seed,
-        "run_dir": str(store.path),
-        "scalars": [row["scalars"] for row in info],
-        "records": result["records"],
-        "alerts": result["alerts"],
-        "first_firing": result["first_firing"],
-        "note": result["note"],
-    }
+    audit_run(store, method=spec.method or "sentrycam")
+    return trace_of(spec, store.path)
 
 
 def run_all(
     specs: Sequence[RunSpec], runs_dir: str | os.PathLike[str], workers: int = 1
 ) -> list[dict[str, Any]]:
-    """:func:`record_and_audit` for each spec (in ``workers`` fresh processes when > 1)."""
+    """:func:`record_and_audit` for each spec (in ``workers`` fresh processes when > 1).
+
+    A run directory that already holds an audited run is read back instead of retrained, so a
+    notebook can show the runs that the command line recorded with the same settings.
+    """
     root = Path(runs_dir)
     root.mkdir(parents=True, exist_ok=True)
     dirs = [root / spec.name for spec in specs]
-    taken = [d for d in dirs if d.exists()]
-    if taken:
-        raise FileExistsError(f"run directories already exist: {', '.join(map(str, taken))}")
-    if workers <= 1:
-        return [record_and_audit(spec, d) for spec, d in zip(specs, dirs, strict=True)]
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(record_and_audit, specs, dirs))
+    traces: dict[int, dict[str, Any]] = {
+        i: trace_of(spec, d)
+        for i, (spec, d) in enumerate(zip(specs, dirs, strict=True))
+        if (d / "alerts.json").exists()
+    }
+    todo = [i for i in range(len(specs)) if i not in traces]
+    partial = [str(dirs[i]) for i in todo if dirs[i].exists()]
+    if partial:
+        raise FileExistsError(f"unfinished run directories (delete them): {', '.join(partial)}")
+    if workers <= 1 or len(todo) <= 1:
+        traces.update({i: record_and_audit(specs[i], dirs[i]) for i in todo})
+    else:
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
+            done = pool.map(record_and_audit, [specs[i] for i in todo], [dirs[i] for i in todo])
+            traces.update(zip(todo, done, strict=True))
+    return [traces[i] for i in range(len(specs))]
+
+
+def trace_of(spec: RunSpec, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The trace of an audited run directory (what :func:`record_and_audit` returned)."""
+    from sentrycam_widget.audit import load_audit
+    from sentrycam_widget.store import RunStore
+
+    store = RunStore.open(run_dir)
+    result = load_audit(store)
+    if result is None:
+        raise FileNotFoundError(f"{run_dir} has not been audited")
+    return {
+        "name": spec.name,
+        "seed": spec.seed,
+        "run_dir": str(store.path),
+        "scalars": [row["scalars"] for row in store.checkpoint_info()],
+        "records": result["records"],
+        "alerts": result["alerts"],
+        "first_firing": result["first_firing"],
+        "note": result["note"],
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,7 +503,7 @@ def _instability_md(result: dict[str, Any]) -> str:
                 row["failed_at"],
                 row["final_val_accuracy"],
                 *(row[f"first_{k}"] for k in _SHORT),
-                None if not np.isfinite(lead) else int(lead),
+                _lead_cell(lead),
             ]
         )
     target = result["target"]
@@ -495,6 +519,12 @@ def _instability_md(result: dict[str, Any]) -> str:
         f"on {target['met_on'] or 'none'} of failing runs {target['failing_runs']}; the "
         f"paper's V/D rule meets it on {target['reference_rule_met_on'] or 'none'}.\n"
     )
+
+
+def _lead_cell(lead: float) -> str | int | None:
+    if lead == float("inf"):
+        return "val-loss rule silent"
+    return None if lead == -float("inf") else int(lead)
 
 
 def _healthy_md(result: dict[str, Any]) -> str:
@@ -549,6 +579,96 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures (the notebooks draw these)
+# ---------------------------------------------------------------------------------------------
+
+PLOTTED = (
+    "val_loss",
+    "inter_class_distance_2d",
+    "intra_class_variance_2d",
+    "between_within_2d",
+    "fisher_ratio",
+    "effective_rank",
+    "cka_prev",
+    "dead_fraction",
+)
+
+
+def plot_signals(
+    trace: dict[str, Any], signals: Sequence[str] = PLOTTED, marks: dict[str, int] | None = None
+) -> Any:
+    """One panel per signal over the checkpoints; red ticks where it fired, a black dashed line
+    where ``combined`` first fired, grey lines at ``marks`` (e.g. the LR change)."""
+    import matplotlib.pyplot as plt
+
+    present = [s for s in signals if any(s in r for r in trace["records"])]
+    columns = min(4, len(present))
+    rows = -(-len(present) // columns)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(2.6 * columns, 2.2 * rows), layout="constrained", squeeze=False
+    )
+    for ax in axes.flat[len(present) :]:
+        ax.set_visible(False)
+    combined = trace["first_firing"].get("combined")
+    for ax, name in zip(axes.flat, present, strict=False):
+        points = [(r["checkpoint"], r[name]) for r in trace["records"] if name in r]
+        ax.plot(*zip(*points, strict=True), color="0.3", lw=1)
+        fired = {a["checkpoint"] for a in trace["alerts"] if a["signal"] == name}
+        values = dict(points)
+        ax.scatter(sorted(fired), [values[i] for i in sorted(fired)], color="red", s=14, zorder=3)
+        for label, index in (marks or {}).items():
+            ax.axvline(index, color="0.6", lw=1, label=label)
+        if combined is not None:
+            ax.axvline(combined, color="black", ls="--", lw=1, label="combined")
+        ax.set_title(_SHORT.get(name, name), fontsize=9)
+        ax.set_xlabel("checkpoint", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(trace["name"], fontsize=10)
+    return fig
+
+
+def plot_frames(
+    trace: dict[str, Any],
+    checkpoints: Sequence[int],
+    method: str = "sentrycam",
+    classes: Sequence[int] | None = None,
+) -> Any:
+    """The stored frames at ``checkpoints`` (background, points, misclassified rings).
+
+    With ``classes``, only those classes' probe points are drawn (e.g. task 1 across a switch).
+    """
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    from sentrycam_widget.render import draw_frame, palette
+    from sentrycam_widget.store import RunStore
+
+    store = RunStore.open(trace["run_dir"])
+    labels = store.labels
+    keep = np.ones(labels.shape, bool) if classes is None else np.isin(labels, classes)
+    fig, axes = plt.subplots(
+        1, len(checkpoints), figsize=(2.6 * len(checkpoints), 2.8), layout="constrained"
+    )
+    for ax, index in zip(np.atleast_1d(axes), checkpoints, strict=True):
+        frame = store.frame(method, index)
+        predictions = store.checkpoint(index).predictions
+        shown = dataclasses.replace(frame, embedding=frame.embedding[keep], recon_pred=None)
+        draw_frame(
+            ax,
+            shown,
+            labels[keep],
+            None if predictions is None else predictions[keep],
+            palette(store.n_classes),
+        )
+        fired = sorted({a["signal"] for a in frame.alerts})
+        if fired:
+            ax.set_xlabel(", ".join(_SHORT.get(a, a) for a in fired), fontsize=7, color="red")
+    fig.suptitle(trace["name"], fontsize=10)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------
