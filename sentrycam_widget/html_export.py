@@ -17,7 +17,8 @@ from typing import Any
 import ipywidgets
 from ipywidgets.widgets.widget import _remove_buffers
 
-from .widget import _STATIC, SentryCamWidget, bokeh_js
+from .store import RunStore
+from .widget import _STATIC, SentryCamWidget, bokeh_js, widget_from_store
 
 _SKIP = {"_esm", "_css", "_bokeh_js", "_dom_classes", "layout", "tabbable", "tooltip"}
 
@@ -74,3 +75,9 @@ window.sentrycamView = await renderStandalone(document.getElementById("sentrycam
 def _script_safe(source: str) -> str:
     """JS source safe to inline in a <script> element."""
     return source.replace("</script", "<\\/script")
+
+
+def export_run_html(run_dir: str | Path, path: str | Path, title: str | None = None) -> Path:
+    """The standalone HTML file of a recorded run (``python -m sentrycam_widget export --html``)."""
+    store = RunStore.open(run_dir)
+    return export_html(widget_from_store(store), path, title or f"sentrycam run {store.path.name}")

@@ -43,7 +43,7 @@ from .errors import InputError, WorkerError
 from .pipeline import HistoryBefore, project_checkpoint
 from .projection.base import Frame, Projector, available_methods, make_projector
 from .store import RunStore
-from .widget import SentryCamWidget
+from .widget import SentryCamWidget, widget_from_store
 
 log = logging.getLogger("sentrycam_widget")
 
@@ -366,26 +366,6 @@ class RunViewer:
         from .html_export import export_html
 
         return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
-
-
-def widget_from_store(store: RunStore) -> SentryCamWidget:
-    """A widget holding every stored checkpoint and frame of a run."""
-    methods = store.methods()
-    frames = {m: store.frames(m) for m in methods}
-    inverse = {m: any(f.background is not None for f in fs) for m, fs in frames.items()}
-    widget = SentryCamWidget(
-        store.labels,
-        inverse or {"sentrycam": True},
-        class_names=store.class_names,
-        thumbnails=store.images,
-    )
-    for checkpoint in store.checkpoints():
-        widget.add_checkpoint(checkpoint)
-    for method in methods:
-        for frame in frames[method]:
-            widget.add_frame(frame)
-    widget.set_status({"closed": True})
-    return widget
 
 
 def _check_methods(methods: Iterable[str]) -> list[str]:

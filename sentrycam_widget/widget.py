@@ -33,6 +33,7 @@ from .capture import Checkpoint
 from .errors import InputError
 from .projection.base import Frame
 from .render import palette
+from .store import RunStore
 
 _STATIC = Path(__file__).parent / "static"
 _REF_PREFIX = "anywidget:"
@@ -265,3 +266,23 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def widget_from_store(store: RunStore) -> SentryCamWidget:
+    """A widget holding every stored checkpoint and frame of a run."""
+    methods = store.methods()
+    frames = {m: store.frames(m) for m in methods}
+    inverse = {m: any(f.background is not None for f in fs) for m, fs in frames.items()}
+    widget = SentryCamWidget(
+        store.labels,
+        inverse or {"sentrycam": True},
+        class_names=store.class_names,
+        thumbnails=store.images,
+    )
+    for checkpoint in store.checkpoints():
+        widget.add_checkpoint(checkpoint)
+    for method in methods:
+        for frame in frames[method]:
+            widget.add_frame(frame)
+    widget.set_status({"closed": True})
+    return widget

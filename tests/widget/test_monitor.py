@@ -10,6 +10,7 @@ from widget_synthetic import synthetic_checkpoint
 
 from sentrycam_widget import demo
 from sentrycam_widget.errors import InputError, WorkerError
+from sentrycam_widget.html_export import export_run_html
 from sentrycam_widget.monitor import Monitor, _Queue
 
 FAST = {"sentrycam": {"cold_steps": 60, "warm_steps": 20, "resolution": 40}}
@@ -101,6 +102,8 @@ def test_reopened_run_shows_every_frame(tmp_path, digits):
     html = viewer.save_html(tmp_path / "run.html")
     assert html.stat().st_size > 1_000_000
     assert "https://" not in html.read_text()[:2000]
+    from_cli = export_run_html(tmp_path / "run", tmp_path / "cli.html", title="run")
+    assert from_cli.read_text().count('"anywidget:') == 4  # 2 checkpoints + 2 frames
 
 
 @pytest.mark.slow
