@@ -185,7 +185,9 @@ class SentryCamProjector(Projector):
             "widths": None if self.model is None else list(self.model.widths),
             "weights": None
             if self.model is None
-            else {name: t.detach().cpu().numpy() for name, t in self.model.state_dict().items()},
+            else {
+                name: t.detach().cpu().numpy().copy() for name, t in self.model.state_dict().items()
+            },
         }
 
     def resume(self, history: RunHistory, state: dict[str, Any] | None) -> None:
