@@ -8,11 +8,13 @@ background and predict on reconstructions.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from sentrycam_widget.capture import Checkpoint, LinearHead
 from sentrycam_widget.errors import InputError
@@ -70,6 +72,15 @@ def _projector(method: str) -> Projector:
 def _run(method: str, checkpoints: list[Checkpoint]) -> list[Frame]:
     projector = _projector(method)
     return [projector.update(checkpoint) for checkpoint in checkpoints]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Small networks train fastest on one thread, and two spinning teams starve each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
