@@ -6,6 +6,10 @@ on the monitor's worker meanwhile. The worker's warm-up (numba compilation of th
 is done before timing starts, so the number measures steady-state interference.
 
     python benchmarks/widget_training_slowdown.py --epochs 10 --nice 10 --json out.json
+
+Training time is measured before, during and after the monitor's run; the slowdown is taken
+against the faster of the two baselines, so on a machine shared with other jobs read it next
+to the spread of the baselines.
 """
 
 from __future__ import annotations
@@ -51,8 +55,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--nice", type=int, default=10, help="worker nice increment")
+    parser.add_argument(
+        "--train-threads", type=int, default=None, help="torch threads of the training loop"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if args.train_threads is not None:
+        torch.set_num_threads(args.train_threads)
     data = demo.digits_data()
     with tempfile.TemporaryDirectory() as tmp:
         off = _train(args.epochs, None, data)
