@@ -178,7 +178,6 @@ class Monitor:
         self._latest_epoch: int | None = None
         self._worker_threads = int(worker_threads)
         self._worker_nice = int(worker_nice)
-        self.worker_thread_id: int | None = None
         self._worker = threading.Thread(target=self._run, name="sentrycam-worker", daemon=True)
         self._worker.start()
 
@@ -244,7 +243,6 @@ class Monitor:
 
     # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:
-        self.worker_thread_id = threading.get_native_id()
         _lower_priority(self._worker_nice)
         torch.set_num_threads(self._worker_threads)
         try:
@@ -255,6 +253,7 @@ class Monitor:
                 else:
                     self._project_gap(checkpoints)
                 self._publish_status()
+            self._publish_status()  # closed and drained
         except BaseException as exc:  # any failure must reach close() and the widget
             self._fail(exc)
 

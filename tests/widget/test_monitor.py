@@ -93,6 +93,9 @@ def test_reopened_run_shows_every_frame(tmp_path, digits):
     ) as mon:
         mon.checkpoint(0)
         mon.checkpoint(1)
+        mon.flush()
+        assert mon.widget.status["closed"] is False
+    assert mon.widget.status["closed"] is True  # published after an idle close too
     viewer = Monitor.open(tmp_path / "run")
     assert [p.data["index"] for p in viewer.widget.frames] == [0, 1]
     first = viewer.widget.frames[0].data
