@@ -12,12 +12,15 @@ checkpoints, each method with a fresh projector resumed from the frames before t
 projectors still see checkpoints in increasing order. ``close()`` drains everything and raises
 :class:`WorkerError` if the worker failed (the failure is also shown in the widget).
 
-Threading (measured on 2 cores, see benchmarks/widget_training_slowdown.py): the worker limits
-its own torch intra-op threads to ``worker_threads`` (with this torch build's OpenMP backend
-``torch.set_num_threads`` called in the worker changes only the worker thread's OpenMP team;
-the training thread keeps its own setting) and lowers its own scheduling priority with
-``worker_nice`` (Linux per-thread nice value), so the training loop keeps the cores it needs
-and projection fills the gaps.
+Threading (see benchmarks/widget_training_slowdown.py): the worker limits its own torch
+intra-op threads to ``worker_threads`` (default 1: two OpenMP teams on two cores spin-wait on
+each other) and lowers its own scheduling priority with ``worker_nice`` (Linux per-thread nice
+value), so the training loop keeps the cores and projection fills the gaps. With PyTorch's
+OpenMP backend ``torch.set_num_threads`` sets the calling thread's team size *and* a
+process-wide default that every thread reads on its first parallel operation (checked with
+torch 2.13: a thread that had not used torch yet came up with 1 thread after the worker's
+call). The monitor therefore fixes the constructing (training) thread's own setting first, so
+training keeps the thread count it had.
 """
 
 from __future__ import annotations
@@ -178,6 +181,7 @@ class Monitor:
         self._latest_epoch: int | None = None
         self._worker_threads = int(worker_threads)
         self._worker_nice = int(worker_nice)
+        torch.set_num_threads(torch.get_num_threads())  # pin this thread's count (module doc)
         self._worker = threading.Thread(target=self._run, name="sentrycam-worker", daemon=True)
         self._worker.start()
 

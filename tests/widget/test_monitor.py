@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ from sentrycam_widget.errors import InputError, WorkerError
 from sentrycam_widget.html_export import export_run_html
 from sentrycam_widget.monitor import Monitor, _Queue
 
+REPO = Path(__file__).resolve().parents[2]
 FAST = {"sentrycam": {"cold_steps": 60, "warm_steps": 20, "resolution": 40}}
 
 
@@ -135,3 +140,26 @@ def test_bad_arguments_fail_fast(tmp_path, digits):
         Monitor(model, probe=probe, queue_size=0, run_dir=tmp_path / "b")
     with pytest.raises(InputError, match="on_alert"):
         Monitor(model, probe=probe, on_alert="print", run_dir=tmp_path / "c")
+
+
+def test_worker_thread_limit_leaves_the_training_thread_alone(tmp_path):
+    """The worker's torch.set_num_threads(1) must not shrink the training thread's team."""
+    fresh = "import torch; print(torch.get_num_threads())"
+    with_monitor = (
+        "import numpy as np, torch\n"
+        "from sentrycam_widget.monitor import Monitor\n"
+        "model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))\n"
+        # uint8 inputs: building the monitor runs no torch op on this thread before the worker
+        "x = torch.zeros((30, 4), dtype=torch.uint8); y = np.arange(30) % 3\n"
+        f"mon = Monitor(model, probe=(x, y), run_dir={str(tmp_path / 'run')!r})\n"
+        "mon.flush()\n"
+        "print(torch.get_num_threads())\n"
+        "mon.close()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = [sys.executable, "-c"]
+    default = subprocess.run([*run, fresh], capture_output=True, text=True, env=env, check=True)
+    monitored = subprocess.run(
+        [*run, with_monitor], capture_output=True, text=True, env=env, check=True, timeout=120
+    )
+    assert monitored.stdout.split()[-1] == default.stdout.strip()
