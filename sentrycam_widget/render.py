@@ -182,11 +182,12 @@ def contact_sheet(
     colours = palette(n_classes)
     columns = max(1, min(columns, len(frames)))
     rows = -(-len(frames) // columns)
-    fig = Figure(figsize=(columns * _PANEL_INCHES, rows * _PANEL_INCHES), dpi=_DPI)
+    fig = Figure(
+        figsize=(columns * _PANEL_INCHES, rows * _PANEL_INCHES), dpi=_DPI, layout="constrained"
+    )
     for i, (frame, preds) in enumerate(zip(frames, predictions_per_frame, strict=True)):
         ax = fig.add_subplot(rows, columns, i + 1)
         draw_frame(ax, frame, labels, preds, colours)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.95, wspace=0.05, hspace=0.12)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=_DPI)
