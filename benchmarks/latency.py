@@ -155,13 +155,13 @@ def _child_first_frame(run_dir: Path, method: str, seed: int, threads: int) -> N
     import torch
 
     from sentrycam_widget.projection import make_projector
-
-    torch.set_num_threads(threads)
     from sentrycam_widget.store import RunStore
 
+    torch.set_num_threads(threads)
     checkpoint = RunStore.open(run_dir).checkpoint(0)
     imported = time.perf_counter()
-    import umap  # noqa: F401
+    if method == "umap":
+        import umap  # noqa: F401  (SentryCam does not need umap-learn below 30,000 points)
 
     umap_imported = time.perf_counter()
     project = _child_projection(method, seed, make_projector)
