@@ -20,8 +20,8 @@ same settings and draw the frames and signals.
   separation in features and in the frames, per checkpoint, and the alerts after the switch.
 
 The alert triggers are ``sentrycam_widget.alerts`` defaults, unchanged by these studies; the
-studies' seeds (0–4) were not used while writing or checking the alert rules (seeds 10–12
-were used to explore the instability settings).
+studies did not tune them: the instability settings (when and how much the LR is raised) were
+chosen by exploring seeds 10–12, and the reported runs use seeds 0–4.
 """
 
 from __future__ import annotations
@@ -443,6 +443,7 @@ def write_results(results: dict[str, dict[str, Any]], out: Path = RESULTS) -> tu
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "case_studies.json", out / "case_studies.md"
     merged = json.loads(json_path.read_text()) if json_path.exists() else {}
+    merged["environment"] = _environment()
     for name, result in results.items():
         merged[name] = {key: value for key, value in result.items() if key != "traces"}
     json_path.write_text(json.dumps(merged, indent=2, default=_jsonable) + "\n")
@@ -453,6 +454,13 @@ def write_results(results: dict[str, dict[str, Any]], out: Path = RESULTS) -> tu
 def markdown(results: dict[str, dict[str, Any]]) -> str:
     """The Markdown tables of whichever studies ``results`` holds."""
     parts = ["# Audit case studies (`python benchmarks/case_studies.py all`)\n"]
+    if "environment" in results:
+        env = results["environment"]
+        parts.append(
+            "Measured with " + ", ".join(f"{k} {v}" for k, v in env.items()) + ". The alert "
+            "rules are the `sentrycam_widget.alerts` defaults, not tuned on these runs (the "
+            "study settings were explored on seeds 10-12).\n"
+        )
     if "instability" in results:
         parts.append(_instability_md(results["instability"]))
     if "healthy" in results:
@@ -493,19 +501,27 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def _instability_md(result: dict[str, Any]) -> str:
     s = result["settings"]
-    header = ["run", "failed at", "final acc", *(_SHORT[k] for k in _SHORT), "lead (combined)"]
-    rows = []
-    for row in result["rows"]:
-        lead = _lead(row, "combined")
-        rows.append(
-            [
-                row["run"],
-                row["failed_at"],
-                row["final_val_accuracy"],
-                *(row[f"first_{k}"] for k in _SHORT),
-                _lead_cell(lead),
-            ]
-        )
+    header = [
+        "run",
+        "failed at",
+        "final acc",
+        *(_SHORT[k] for k in _SHORT),
+        "lead (combined)",
+        "lead (ref V/D)",
+    ]
+    rows = [
+        [
+            row["run"],
+            row["failed_at"],
+            row["final_val_accuracy"],
+            *(row[f"first_{k}"] for k in _SHORT),
+            *(
+                _lead_cell(_lead(row, signal)) if row["run"] != "control" else None
+                for signal in ("combined", "reference")
+            ),
+        ]
+        for row in result["rows"]
+    ]
     target = result["target"]
     return (
         f"## (a) Instability: digits CNN, seed {s['seed']}, {s['epochs']} epochs, LR "
@@ -513,7 +529,7 @@ def _instability_md(result: dict[str, Any]) -> str:
         f"{result['change_checkpoint']})\n\n"
         "Cells: the checkpoint index at which each rule first fired (– = never); 'failed at' = "
         "first checkpoint with validation accuracy below half its best; lead = val-loss rule "
-        "minus combined.\n\n"
+        "checkpoint minus that rule's (runs with a raised LR).\n\n"
         + _table(header, rows)
         + f"\nTarget (combined ≥ 3 checkpoints before the val-loss rule on a failing run): met "
         f"on {target['met_on'] or 'none'} of failing runs {target['failing_runs']}; the "
@@ -573,6 +589,19 @@ def _continual_md(result: dict[str, Any]) -> str:
         + f"\nFirst firing after the switch: {first or 'none'}. Alerts before the switch: "
         f"{', '.join(summary['alerts_before_switch']) or 'none'}.\n"
     )
+
+
+def _environment() -> dict[str, str]:
+    import platform
+
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cpus": str(os.cpu_count()),
+    }
 
 
 def _jsonable(value: Any) -> Any:

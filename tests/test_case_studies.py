@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,14 @@ def test_results_merge_into_json_and_markdown(tmp_path, instability):
     assert "traces" not in stored["instability"]
     assert stored["instability"]["rows"] == json.loads(json.dumps(instability["rows"]))
     assert "(a) Instability" in (tmp_path / "case_studies.md").read_text()
+
+
+def test_recorded_runs_are_read_back_not_retrained(instability):
+    runs_dir = Path(instability["traces"][0]["run_dir"]).parent
+    before = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*.npz")}
+    again = cs.instability(QUICK_INSTABILITY, runs_dir)
+    assert again["rows"] == instability["rows"]
+    assert {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*.npz")} == before
+    (runs_dir / "jump_x100" / "alerts.json").unlink()  # an unfinished run is not overwritten
+    with pytest.raises(FileExistsError, match="unfinished run directories"):
+        cs.instability(QUICK_INSTABILITY, runs_dir)
