@@ -90,6 +90,7 @@ class SentryCamProjector(Projector):
         min_improvement: float = 0.005,
         recon_weight: float = 1.0,
         temporal_weight: float = 1.0,
+        negative_rate: int = 5,
         widths: list[int] | None = None,
     ) -> None:
         if resolution < 2:
@@ -118,6 +119,7 @@ class SentryCamProjector(Projector):
         self.min_improvement = float(min_improvement)
         self.recon_weight = float(recon_weight)
         self.temporal_weight = float(temporal_weight)
+        self.negative_rate = int(negative_rate)
         self.widths = list(widths) if widths is not None else None
         self.model: Autoencoder | None = None
         self.memory = MemoryBank()
@@ -273,12 +275,22 @@ class SentryCamProjector(Projector):
         optimizer = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         decay_step = int(self.lr_decay_at * max_steps)
         plateau = _Plateau(self.window, self.patience, self.min_improvement)
+        spatial_draws = sample_edges(data.spatial[2], max_steps * self.batch_edges, rng)
+        temporal_draws = None
+        if data.temporal is not None:
+            temporal_draws = sample_edges(data.temporal[2], max_steps * self.batch_edges, rng)
         step, loss_value = 0, float("nan")
         for step in range(1, max_steps + 1):
             if step == decay_step + 1:
                 for group in optimizer.param_groups:
                     group["lr"] = self.lr * 0.1
-            loss = self._batch_loss(data, rng, generator)
+            batch = slice((step - 1) * self.batch_edges, step * self.batch_edges)
+            loss = self._batch_loss(
+                data,
+                spatial_draws[batch],
+                None if temporal_draws is None else temporal_draws[batch],
+                generator,
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -291,15 +303,20 @@ class SentryCamProjector(Projector):
         return (step if max_steps else 0), loss_value
 
     def _batch_loss(
-        self, data: _TrainingSet, rng: np.random.Generator, generator: torch.Generator
+        self,
+        data: _TrainingSet,
+        picked: np.ndarray,
+        t_picked: np.ndarray | None,
+        generator: torch.Generator,
     ) -> torch.Tensor:
-        """UMAP CE + reconstruction on spatial edges, + temporal CE + anchor hinge on memory edges."""
-        heads, tails, weights = data.spatial
-        picked = sample_edges(weights, self.batch_edges, rng)
+        """UMAP CE + reconstruction on spatial edges, + temporal CE + anchor hinge on memory edges.
+
+        The batch's unique nodes (current and memory) go through the encoder once.
+        """
+        heads, tails, _ = data.spatial
         ends = [heads[picked], tails[picked]]
         if data.temporal is not None:
-            t_cur, t_mem, t_weights = data.temporal
-            t_picked = sample_edges(t_weights, self.batch_edges, rng)
+            t_cur, t_mem, _ = data.temporal
             ends.append(t_cur[t_picked])
         nodes, inverse = np.unique(np.concatenate(ends), return_inverse=True)
         inverse = torch.from_numpy(inverse).to(self.device)
@@ -313,13 +330,17 @@ class SentryCamProjector(Projector):
             y = self.model.encode(x_nodes)
         y_cur = y[:n_cur]
         b = self.batch_edges
-        loss = umap_cross_entropy(y_cur[inverse[:b]], y_cur[inverse[b : 2 * b]], generator)
+        loss = umap_cross_entropy(
+            y_cur[inverse[:b]], y_cur[inverse[b : 2 * b]], generator, self.negative_rate
+        )
         recon = reconstruction_loss(x_nodes, self.model.decode(y_cur)) / data.variance
         loss = loss + self.recon_weight * recon
         if data.temporal is not None:
             y_mem = y[n_cur:]
             mem_inverse = torch.from_numpy(mem_inverse).to(self.device)
-            temporal = umap_cross_entropy(y_cur[inverse[2 * b :]], y_mem[mem_inverse], generator)
+            temporal = umap_cross_entropy(
+                y_cur[inverse[2 * b :]], y_mem[mem_inverse], generator, self.negative_rate
+            )
             temporal = temporal + anchor_hinge(
                 y_mem, data.frozen[mem_index], data.margins[mem_index]
             )
