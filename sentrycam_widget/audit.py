@@ -9,13 +9,15 @@ when the run has them, feed the 2-D signals), then stores the result in the run 
 - each frame of the audited method is rewritten (atomically) with its checkpoint's alerts in
   ``frame.alerts``, so the widget shows them on its timeline.
 
-This is what ``python -m sentrycam_widget audit RUN_DIR --json`` runs. Like every writer of a
-run, it must not run while another process is still writing the same run.
+This is what ``python -m sentrycam_widget audit RUN_DIR --json`` runs. Each alert is logged at
+INFO level on the ``sentrycam_widget`` logger. Like every writer of a run, it must not run while
+another process is still writing the same run.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -26,6 +28,8 @@ from .capture import Checkpoint
 from .errors import InputError, RunFormatError
 from .projection.base import Frame
 from .store import RunStore, _write_json
+
+log = logging.getLogger("sentrycam_widget")
 
 ALERTS_FILE = "alerts.json"
 AUDIT_FORMAT = "sentrycam-audit"
@@ -66,6 +70,8 @@ def audit_run(
     }
     _attach_to_frames(store, frames, alerts)
     _write_json(store.path / ALERTS_FILE, result)
+    for alert in alerts:
+        log.info("sentrycam audit of %s: %s", store.path, alert["explanation"])
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -86,10 +87,12 @@ def _imported(tmp_path, val_loss, n_checkpoints=None, name="imported"):
     return import_arrays(source, tmp_path / name)
 
 
-def test_val_loss_rule_fires_on_an_imported_run_with_rising_val_loss(tmp_path):
+def test_val_loss_rule_fires_on_an_imported_run_with_rising_val_loss(tmp_path, caplog):
     val_loss = [1.0 - 0.05 * t for t in range(10)] + [0.6, 0.8, 1.0, 1.2, 1.4]
     store = _imported(tmp_path, val_loss)
-    result = audit_run(store.path)
+    with caplog.at_level(logging.INFO, logger="sentrycam_widget"):
+        result = audit_run(store.path)
+    assert any("validation loss moved the bad way" in r.getMessage() for r in caplog.records)
     assert result["first_firing"]["val_loss"] == 11
     assert result["frames_used"] == 0
     assert "feature-space signals only" in result["note"]

@@ -84,3 +84,24 @@ def test_recorded_runs_are_read_back_not_retrained(instability):
     (runs_dir / "jump_x100" / "alerts.json").unlink()  # an unfinished run is not overwritten
     with pytest.raises(FileExistsError, match="unfinished run directories"):
         cs.instability(QUICK_INSTABILITY, runs_dir)
+
+
+@pytest.mark.parametrize(
+    ("notebook", "call"),
+    [
+        ("03_instability.ipynb", "cs.instability(settings"),
+        ("04_healthy_runs.ipynb", "cs.healthy(settings"),
+        ("05_continual_learning.ipynb", "cs.continual(settings"),
+    ],
+)
+def test_notebooks_run_the_study_with_its_default_settings(notebook, call):
+    """The notebooks are not executed here (a full study records 1-5 runs of 30 projected
+    epochs: minutes even on 16 cores); they must call the same function on the same settings."""
+    cells = json.loads((Path(__file__).parents[1] / "notebooks" / notebook).read_text())["cells"]
+    code = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
+    for source in code:
+        compile(source, notebook, "exec")
+    program = "\n".join(code)
+    assert call in program
+    assert "Settings()" in program and "Settings(" not in program.replace("Settings()", "")
+    assert any(cell.get("outputs") for cell in cells if cell["cell_type"] == "code")
