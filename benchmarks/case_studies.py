@@ -1,7 +1,7 @@
 """Case studies of the training audit (issue 5): instability, healthy runs, continual learning.
 
-Run ``python benchmarks/case_studies.py instability|healthy|continual|all`` (``--help`` for the
-options). Each study trains the demo's digits CNN (``sentrycam_widget.demo``), records every
+Run ``python benchmarks/case_studies.py instability|healthy|continual|instability_seeds|all``
+(``--help`` for the options). Each study trains the demo's digits CNN (``sentrycam_widget.demo``), records every
 epoch into a run directory, projects it with SentryCam and audits it with
 :func:`sentrycam_widget.audit.audit_run` — the same path as ``python -m sentrycam_widget audit``
 — then writes its table to ``benchmarks/results/case_studies.json`` and ``case_studies.md``
@@ -16,6 +16,7 @@ same settings and draw the frames and signals.
   ``combined`` and the validation-loss rule first fired.
 - healthy: ``seeds`` runs of normal training; every alert is a false alarm. Table: alarms per
   signal and run.
+- instability_seeds: the ×30, ×100 and ramp runs of ``instability`` again on seeds 1–4.
 - continual: classes 0–4 for ``task_epochs`` epochs, then 5–9; task-1 accuracy, task-1 class
   separation in features and in the frames, per checkpoint, and the alerts after the switch.
 
@@ -33,7 +34,7 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,14 @@ class InstabilitySettings:
     jumps: tuple[float, ...] = (1.0, 10.0, 30.0, 100.0)
     ramp: float | None = 1.5
     method: str | None = "sentrycam"
+
+
+@dataclass(frozen=True)
+class SeedsSettings:
+    """Case study (a) again on more seeds, for the jumps that matter and the ramp."""
+
+    seeds: tuple[int, ...] = (1, 2, 3, 4)
+    runs: InstabilitySettings = InstabilitySettings(jumps=(30.0, 100.0))
 
 
 @dataclass(frozen=True)
@@ -247,11 +256,31 @@ def instability(
 ) -> dict[str, Any]:
     """Case study (a): when each signal and the val-loss rule fire as the LR is raised."""
     traces = run_all(instability_specs(settings), runs_dir, workers)
+    return {"settings": asdict(settings), **_instability_table(traces, settings)}
+
+
+def instability_seeds(
+    settings: SeedsSettings = SeedsSettings(),
+    runs_dir: str | os.PathLike[str] = "runs/instability_seeds",
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Case study (a) repeated on other seeds for the runs with a raised LR (not the control)."""
+    specs = [
+        replace(spec, name=f"seed{seed}_{spec.name}")
+        for seed in settings.seeds
+        for spec in instability_specs(replace(settings.runs, seed=seed))
+    ]
+    traces = run_all(specs, runs_dir, workers)
+    return {"settings": asdict(settings), **_instability_table(traces, settings.runs)}
+
+
+def _instability_table(
+    traces: list[dict[str, Any]], settings: InstabilitySettings
+) -> dict[str, Any]:
     change = settings.change_epoch - 1  # checkpoint index of the first raised-LR epoch
     rows = [_instability_row(trace, change) for trace in traces]
     failing = [row for row in rows if row["failed_at"] is not None]
     return {
-        "settings": asdict(settings),
         "change_checkpoint": change,
         "rows": rows,
         "target": {
@@ -355,7 +384,12 @@ def continual(
     }
 
 
-STUDIES = {"instability": instability, "healthy": healthy, "continual": continual}
+STUDIES = {
+    "instability": instability,
+    "healthy": healthy,
+    "continual": continual,
+    "instability_seeds": instability_seeds,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,7 +496,12 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
             "study settings were explored on seeds 10-12).\n"
         )
     if "instability" in results:
-        parts.append(_instability_md(results["instability"]))
+        result = results["instability"]
+        parts.append(_instability_md(result, f"seed {result['settings']['seed']}"))
+    if "instability_seeds" in results:
+        result = results["instability_seeds"]
+        seeds = ", ".join(map(str, result["settings"]["seeds"]))
+        parts.append(_instability_md(result, f"the same on seeds {seeds}", "(a')"))
     if "healthy" in results:
         parts.append(_healthy_md(results["healthy"]))
     if "continual" in results:
@@ -499,8 +538,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _instability_md(result: dict[str, Any]) -> str:
-    s = result["settings"]
+def _instability_md(result: dict[str, Any], which: str, tag: str = "(a)") -> str:
+    s = result["settings"].get("runs", result["settings"])
     header = [
         "run",
         "failed at",
@@ -516,7 +555,7 @@ def _instability_md(result: dict[str, Any]) -> str:
             row["final_val_accuracy"],
             *(row[f"first_{k}"] for k in _SHORT),
             *(
-                _lead_cell(_lead(row, signal)) if row["run"] != "control" else None
+                _lead_cell(_lead(row, signal)) if not row["run"].endswith("control") else None
                 for signal in ("combined", "reference")
             ),
         ]
@@ -524,7 +563,7 @@ def _instability_md(result: dict[str, Any]) -> str:
     ]
     target = result["target"]
     return (
-        f"## (a) Instability: digits CNN, seed {s['seed']}, {s['epochs']} epochs, LR "
+        f"## {tag} Instability: digits CNN, {which}, {s['epochs']} epochs, LR "
         f"{s['base_lr']:g} raised at epoch {s['change_epoch']} (checkpoint "
         f"{result['change_checkpoint']})\n\n"
         "Cells: the checkpoint index at which each rule first fired (– = never); 'failed at' = "

@@ -105,3 +105,16 @@ def test_notebooks_run_the_study_with_its_default_settings(notebook, call):
     assert call in program
     assert "Settings()" in program and "Settings(" not in program.replace("Settings()", "")
     assert any(cell.get("outputs") for cell in cells if cell["cell_type"] == "code")
+
+
+def test_instability_on_other_seeds_names_runs_by_seed(tmp_path):
+    runs = cs.InstabilitySettings(
+        epochs=12, change_epoch=11, jumps=(100.0,), ramp=None, method=None
+    )
+    result = cs.instability_seeds(cs.SeedsSettings(seeds=(1,), runs=runs), tmp_path / "seeds")
+    (row,) = result["rows"]
+    assert row["run"] == "seed1_jump_x100"
+    assert row["failed_at"] == 10 and row["first_combined"] == 10
+    assert "(a') Instability: digits CNN, the same on seeds 1" in cs.markdown(
+        {"instability_seeds": result}
+    )
