@@ -1,21 +1,21 @@
 """Training slowdown with the live monitor on versus off (the quickstart's digits CNN).
 
-Times only the training epochs (``demo.train_epoch``); with the monitor on, each epoch is
-followed by ``mon.checkpoint`` whose (capture) time is reported separately, and projection runs
-on the monitor's worker meanwhile. The worker's warm-up (numba compilation of the first frame)
-is done before timing starts, so the number measures steady-state interference.
+Rounds alternate an "off" block (``--epochs`` epochs, worker idle) and an "on" block (the same
+number of epochs, each followed by ``mon.checkpoint``, projection running on the worker
+meanwhile); between rounds the worker drains its backlog (untimed). Only training time
+(``demo.train_epoch``) is compared; the capture time is reported separately. The worker's
+warm-up (compilation of the first frame) happens before the first round. The slowdown is the
+median over rounds of on/off - 1, so a machine shared with other jobs shows as spread across
+rounds rather than as a bias.
 
-    python benchmarks/widget_training_slowdown.py --epochs 10 --nice 10 --json out.json
-
-Training time is measured before, during and after the monitor's run; the slowdown is taken
-against the faster of the two baselines, so on a machine shared with other jobs read it next
-to the spread of the baselines.
+    python benchmarks/widget_training_slowdown.py --rounds 3 --epochs 5 --nice 10 --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -27,33 +27,63 @@ from sentrycam_widget import demo
 from sentrycam_widget.monitor import Monitor
 
 
-def _train(epochs: int, monitor: Monitor | None, data: demo.DigitsData) -> dict[str, list[float]]:
-    model = demo.make_model(0, demo.DigitsCNN)
-    optimizer = demo.make_optimizer(model)
-    train, capture = [], []
-    for epoch in range(epochs):
+def _train_block(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: demo.DigitsData,
+    epochs: range,
+    monitor: Monitor | None,
+) -> tuple[float, list[float]]:
+    train, capture = 0.0, []
+    for epoch in epochs:
         start = time.perf_counter()
         demo.train_epoch(model, optimizer, data.x_train, data.y_train, seed=epoch)
-        train.append(time.perf_counter() - start)
+        train += time.perf_counter() - start
         if monitor is not None:
             start = time.perf_counter()
             monitor.checkpoint(epoch)
             capture.append(time.perf_counter() - start)
-    return {"train": train, "capture": capture}
+    return train, capture
 
 
-def _warm_monitor(data: demo.DigitsData, run_dir: Path, nice: int) -> Monitor:
-    """A monitor whose worker already projected one frame (compilation done)."""
-    model = demo.make_model(1, demo.DigitsCNN)
+def measure(rounds: int, epochs: int, nice: int, run_dir: Path) -> dict:
+    data = demo.digits_data()
+    model = demo.make_model(0, demo.DigitsCNN)
+    optimizer = demo.make_optimizer(model)
     mon = Monitor(model, probe=(data.x_probe, data.y_probe), run_dir=run_dir, worker_nice=nice)
-    mon.checkpoint(0)
-    mon.flush()
-    return mon
+    mon.checkpoint(-1)
+    mon.flush()  # warm-up: the first frame compiles
+    off, on, captures = [], [], []
+    epoch = 0
+    for _ in range(rounds):
+        t_off, _ = _train_block(model, optimizer, data, range(epoch, epoch + epochs), None)
+        epoch += epochs
+        t_on, capture = _train_block(model, optimizer, data, range(epoch, epoch + epochs), mon)
+        epoch += epochs
+        off.append(t_off)
+        on.append(t_on)
+        captures.extend(capture)
+        mon.flush()
+    mon.close()
+    ratios = [b / a - 1.0 for a, b in zip(off, on, strict=True)]
+    return {
+        "rounds": rounds,
+        "epochs_per_block": epochs,
+        "worker_nice": nice,
+        "training_threads": torch.get_num_threads(),
+        "train_s_off": off,
+        "train_s_on": on,
+        "slowdown_per_round": ratios,
+        "slowdown_median": statistics.median(ratios),
+        "capture_ms_median": 1000 * statistics.median(captures),
+        "load_average": os.getloadavg(),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per block")
     parser.add_argument("--nice", type=int, default=10, help="worker nice increment")
     parser.add_argument(
         "--train-threads", type=int, default=None, help="torch threads of the training loop"
@@ -62,26 +92,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.train_threads is not None:
         torch.set_num_threads(args.train_threads)
-    data = demo.digits_data()
     with tempfile.TemporaryDirectory() as tmp:
-        off = _train(args.epochs, None, data)
-        mon = _warm_monitor(data, Path(tmp) / "run", args.nice)
-        on = _train(args.epochs, mon, data)
-        start = time.perf_counter()
-        mon.close()
-        drain = time.perf_counter() - start
-        off_again = _train(args.epochs, None, data)
-    baseline = min(sum(off["train"]), sum(off_again["train"]))
-    result = {
-        "epochs": args.epochs,
-        "worker_nice": args.nice,
-        "training_threads": torch.get_num_threads(),
-        "train_s_off": [sum(off["train"]), sum(off_again["train"])],
-        "train_s_on": sum(on["train"]),
-        "slowdown": sum(on["train"]) / baseline - 1.0,
-        "capture_ms_median": 1000 * statistics.median(on["capture"]),
-        "drain_after_training_s": drain,
-    }
+        result = measure(args.rounds, args.epochs, args.nice, Path(tmp) / "run")
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

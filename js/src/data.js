@@ -128,11 +128,19 @@ function stamp(inner, outer) {
       if (d > inner && d <= outer) offsets.push(dx, dy);
     }
   }
-  return Int8Array.from(offsets);
+  return Int16Array.from(offsets);
 }
 
-export const DOT = stamp(-1, 3.3);
-export const RING = stamp(3.3, 5.3);
+const STAMPS = new Map();
+
+/** Pixel offsets of a dot (radius 3.3 px) and of the ring around it (to 5.3 px), scaled for the
+ * screen's device-pixel ratio. */
+export function stamps(scale = 1) {
+  if (!STAMPS.has(scale)) {
+    STAMPS.set(scale, { dot: stamp(-1, 3.3 * scale), ring: stamp(3.3 * scale, 5.3 * scale) });
+  }
+  return STAMPS.get(scale);
+}
 
 function splat(out, width, height, col, row, offsets, pixel) {
   for (let k = 0; k < offsets.length; k += 2) {
@@ -143,10 +151,13 @@ function splat(out, width, height, col, row, offsets, pixel) {
 }
 
 /** Draw the points into a transparent RGBA raster (`out`, uint32 [height * width], row 0 at
- * the bottom like a Bokeh image) covering `ranges` = [x0, x1, y0, y1]. Rasterising here keeps a
- * frame switch to one image upload however many points there are. */
-export function rasterizePoints(points, ranges, width, height, out) {
+ * the bottom like a Bokeh image) covering `ranges` = [x0, x1, y0, y1], markers scaled by
+ * `scale` (device pixels per CSS pixel). Rasterising here keeps a frame switch to one image
+ * upload however many points there are. */
+export function rasterizePoints(points, ranges, width, height, out, scale = 1) {
   const { x, y, fill, ring, wrong } = points;
+  const { dot: DOT, ring: RING } = stamps(scale);
+  const margin = Math.ceil(6 * scale);
   const [x0, x1, y0, y1] = ranges;
   const sx = width / (x1 - x0);
   const sy = height / (y1 - y0);
@@ -154,7 +165,7 @@ export function rasterizePoints(points, ranges, width, height, out) {
   for (let i = 0; i < x.length; i++) {
     const col = Math.floor((x[i] - x0) * sx);
     const row = Math.floor((y[i] - y0) * sy);
-    if (col < -6 || col > width + 6 || row < -6 || row > height + 6) continue;
+    if (col < -margin || col > width + margin || row < -margin || row > height + margin) continue;
     if (wrong[i]) splat(out, width, height, col, row, RING, ring[i]);
     splat(out, width, height, col, row, DOT, fill[i]);
   }

@@ -72,7 +72,7 @@ export async function createBokehPlot(container, item, Bokeh) {
     turn = 1 - turn;
     if (rasters[turn]?.length !== width * height) rasters[turn] = new Uint32Array(width * height);
     const ranges = [xRange.start, xRange.end, yRange.start, yRange.end];
-    const image = rasterizePoints(current, ranges, width, height, rasters[turn]);
+    const image = rasterizePoints(current, ranges, width, height, rasters[turn], ratio);
     drawnFor = viewKey();
     points.data = {
       image: [ndarrayOf(Bokeh, image, [height, width])],

@@ -56,6 +56,9 @@ test("points are rasterised as dots, rings around misclassified ones, row 0 at t
   assert.equal(at(19, 15), style.ring[1]); // ring (radius 4) in the label colour
   assert.equal(at(9, 5), 0); // point 0 is correct: no ring
   assert.equal(new Uint8Array(out.buffer)[4 * (5 * 20 + 5)], 255); // byte order R, G, B, A
+  const hiDpi = rasterizePoints(points, [0, 10, 0, 10], 40, 40, new Uint32Array(1600), 2);
+  assert.equal(hiDpi[10 * 40 + 16], style.fill[0]); // dot radius doubles with the pixel ratio
+  assert.equal(out[5 * 20 + 11], 0);
 });
 
 test("background colour follows SPEC 2.6 with numpy rounding", () => {
