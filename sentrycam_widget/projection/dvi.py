@@ -152,7 +152,7 @@ class DVIProjector(Projector):
         return frame
 
     def state_dict(self) -> dict[str, Any]:
-        """Network weights (numpy arrays) and the dimensions they were trained for."""
+        """Network weights (numpy copies, not live views) and the dimensions they were trained for."""
         return {
             "version": STATE_VERSION,
             "last_index": self.last_index,
@@ -161,7 +161,9 @@ class DVIProjector(Projector):
             "widths": None if self.model is None else list(self.model.widths),
             "weights": None
             if self.model is None
-            else {name: t.detach().cpu().numpy() for name, t in self.model.state_dict().items()},
+            else {
+                name: t.detach().cpu().numpy().copy() for name, t in self.model.state_dict().items()
+            },
         }
 
     def resume(self, history: RunHistory, state: dict[str, Any] | None) -> None:

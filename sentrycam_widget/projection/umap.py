@@ -23,10 +23,12 @@ import time
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from ..capture import Checkpoint
 from ..errors import InputError
 from .base import Frame, Projector, RunHistory
+from .sentrycam import resolve_device
 
 
 class UMAPProjector(Projector):
@@ -34,7 +36,8 @@ class UMAPProjector(Projector):
 
     ``seed`` makes every fit deterministic (the fit of checkpoint ``index`` uses
     ``random_state = seed + index``). ``n_epochs=None`` keeps umap-learn's default (500 below
-    10,000 points, else 200).
+    10,000 points, else 200). umap-learn runs on the CPU whatever ``device`` says; the option is
+    accepted (and checked) so that one ``device`` can be passed to every method of a monitor.
     """
 
     method: ClassVar[str] = "umap"
@@ -47,7 +50,9 @@ class UMAPProjector(Projector):
         min_dist: float = 0.1,
         seed: int = 0,
         n_epochs: int | None = None,
+        device: str = "cpu",
     ) -> None:
+        resolve_device(str(device))
         if n_neighbors < 2:
             raise InputError(f"n_neighbors must be >= 2, got {n_neighbors}")
         if min_dist < 0:
@@ -119,8 +124,22 @@ class UMAPProjector(Projector):
             )
 
     def _fit(self, checkpoint: Checkpoint) -> np.ndarray:
+        """One seeded umap-learn fit; torch's thread count is restored afterwards.
+
+        umap-learn's numba kernels start an OpenMP pool that resets the process-wide OpenMP
+        thread count (measured: torch went from 1 to 2 intra-op threads after one fit), which
+        would silently change the speed and the float rounding of every torch projector that
+        runs after UMAP in the same process (a monitor with several methods).
+        """
         import umap
 
+        threads = torch.get_num_threads()
+        try:
+            return self._fit_umap(umap, checkpoint)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit_umap(self, umap: Any, checkpoint: Checkpoint) -> np.ndarray:
         warm = self.warm_start and self._previous is not None
         reducer = umap.UMAP(
             n_neighbors=self.n_neighbors,

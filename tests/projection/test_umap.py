@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 from _digits import digits_checkpoints
 
 from sentrycam_widget.capture import Checkpoint
@@ -53,6 +54,19 @@ def test_a_changed_probe_set_size_is_refused() -> None:
     projector.update(Checkpoint(0, 0, rng.normal(size=(60, 8)), labels))
     with pytest.raises(InputError, match="probe set changed size"):
         projector.update(Checkpoint(1, 1, rng.normal(size=(59, 8)), labels[:59]))
+
+
+def test_a_umap_fit_leaves_torchs_thread_count_alone() -> None:
+    rng = np.random.default_rng(3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        UMAPProjector(seed=0, n_epochs=20).update(
+            Checkpoint(0, 0, rng.normal(size=(80, 8)), np.arange(80) % 2)
+        )
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _project(projector: UMAPProjector) -> list[tuple[Checkpoint, Frame]]:
