@@ -398,7 +398,12 @@ STUDIES = {
 
 
 def _instability_row(trace: dict[str, Any], change: int) -> dict[str, Any]:
+    """First firings over the whole run (``first_*``) and from the LR change on (``after_*``);
+    leads are measured on the latter, so an alarm before the change is not counted as a lead."""
+    from sentrycam_widget.alerts import first_firing
+
     first = trace["first_firing"]
+    after = first_firing([a for a in trace["alerts"] if a["checkpoint"] >= change])
     accuracies = [s["val_accuracy"] for s in trace["scalars"]]
     return {
         "run": trace["name"],
@@ -409,6 +414,7 @@ def _instability_row(trace: dict[str, Any], change: int) -> dict[str, Any]:
             {a["signal"] for a in trace["alerts"] if a["checkpoint"] < change}
         ),
         **{f"first_{name}": index for name, index in first.items()},
+        **{f"after_{name}": index for name, index in after.items()},
     }
 
 
@@ -423,8 +429,9 @@ def _failure_checkpoint(accuracies: Sequence[float]) -> int | None:
 
 
 def _lead(row: dict[str, Any], signal: str) -> float:
-    """Checkpoints by which ``signal`` fired before the val-loss rule (inf if only it fired)."""
-    ours, baseline = row[f"first_{signal}"], row["first_val_loss"]
+    """Checkpoints by which ``signal`` fired before the val-loss rule, both counted from the LR
+    change on (inf if only ``signal`` fired, -inf if it did not fire)."""
+    ours, baseline = row[f"after_{signal}"], row["after_val_loss"]
     if ours is None:
         return -float("inf")
     return float("inf") if baseline is None else float(baseline - ours)
@@ -547,17 +554,19 @@ def _instability_md(result: dict[str, Any], which: str, tag: str = "(a)") -> str
         *(_SHORT[k] for k in _SHORT),
         "lead (combined)",
         "lead (ref V/D)",
+        "alarms before the change",
     ]
     rows = [
         [
             row["run"],
             row["failed_at"],
             row["final_val_accuracy"],
-            *(row[f"first_{k}"] for k in _SHORT),
+            *(row[f"after_{k}"] for k in _SHORT),
             *(
                 _lead_cell(_lead(row, signal)) if not row["run"].endswith("control") else None
                 for signal in ("combined", "reference")
             ),
+            ", ".join(_SHORT.get(a, a) for a in row["alarms_before_change"]) or None,
         ]
         for row in result["rows"]
     ]
@@ -566,9 +575,10 @@ def _instability_md(result: dict[str, Any], which: str, tag: str = "(a)") -> str
         f"## {tag} Instability: digits CNN, {which}, {s['epochs']} epochs, LR "
         f"{s['base_lr']:g} raised at epoch {s['change_epoch']} (checkpoint "
         f"{result['change_checkpoint']})\n\n"
-        "Cells: the checkpoint index at which each rule first fired (– = never); 'failed at' = "
-        "first checkpoint with validation accuracy below half its best; lead = val-loss rule "
-        "checkpoint minus that rule's (runs with a raised LR).\n\n"
+        "Cells: the checkpoint index at which each rule first fired at or after the change (– = "
+        "never); rules that fired before the change (false alarms: nothing had happened yet) "
+        "are listed in the last column. 'failed at' = first checkpoint with validation accuracy "
+        "below half its best; lead = the val-loss rule's checkpoint minus that rule's.\n\n"
         + _table(header, rows)
         + f"\nTarget (combined ≥ 3 checkpoints before the val-loss rule on a failing run): met "
         f"on {target['met_on'] or 'none'} of failing runs {target['failing_runs']}; the "
@@ -746,12 +756,12 @@ def plot_frames(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("study", choices=[*STUDIES, "all"])
+    parser.add_argument("study", nargs="+", choices=[*STUDIES, "all"])
     parser.add_argument("--runs-dir", default="runs/case_studies", help="where runs are recorded")
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel processes")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
-    names = list(STUDIES) if args.study == "all" else [args.study]
+    names = list(STUDIES) if "all" in args.study else list(dict.fromkeys(args.study))
     results = {}
     for name in names:
         start = time.perf_counter()

@@ -118,3 +118,28 @@ def test_instability_on_other_seeds_names_runs_by_seed(tmp_path):
     assert "(a') Instability: digits CNN, the same on seeds 1" in cs.markdown(
         {"instability_seeds": result}
     )
+
+
+def test_leads_count_only_alarms_from_the_change_on():
+    from sentrycam_widget.alerts import first_firing
+
+    def alert(signal, checkpoint):
+        return {"signal": signal, "checkpoint": checkpoint}
+
+    alerts = [
+        alert("inter_class_distance_2d", 5),
+        alert("combined", 12),
+        alert("inter_class_distance_2d", 14),
+        alert("val_loss", 16),
+    ]
+    trace = {
+        "name": "jump",
+        "scalars": [{"val_accuracy": 0.9}] * 20,
+        "alerts": alerts,
+        "first_firing": first_firing(alerts),
+    }
+    row = cs._instability_row(trace, change=10)
+    assert row["first_reference"] == 5 and row["after_reference"] == 14
+    assert row["alarms_before_change"] == ["inter_class_distance_2d"]
+    assert cs._lead(row, "combined") == 4 and cs._lead(row, "reference") == 2
+    assert cs._lead(row, "nc1") == -float("inf")
