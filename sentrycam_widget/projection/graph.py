@@ -36,21 +36,23 @@ def knn_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 def _exact_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     data = torch.from_numpy(x)
     sq_norms = (data * data).sum(1)
-    indices = np.empty((x.shape[0], k), dtype=np.int64)
+    indices = torch.empty((x.shape[0], k), dtype=torch.int64)
     for start in range(0, x.shape[0], _BLOCK_ROWS):
         rows = torch.arange(start, min(start + _BLOCK_ROWS, x.shape[0]))
-        sq = sq_norms[rows, None] + sq_norms[None, :] - 2.0 * (data[rows] @ data.T)
+        sq = torch.addmm(sq_norms[None, :], data[rows], data.T, alpha=-2.0)
+        sq += sq_norms[rows, None]
         sq[torch.arange(rows.numel()), rows] = -1.0  # self first, even among duplicates
-        indices[rows.numpy()] = torch.topk(sq, k, dim=1, largest=False).indices.numpy()
-    # recompute the chosen distances directly (the matrix-product form loses precision) and
-    # re-sort, keeping self in column 0
-    diffs = x[indices] - x[:, None, :]
-    dists = np.sqrt((diffs.astype(np.float64) ** 2).sum(-1))
+        indices[rows] = torch.topk(sq, k, dim=1, largest=False).indices
+    # recompute the chosen distances directly (the matrix-product form loses precision in
+    # near-ties) and re-sort, keeping self in column 0
+    dists = torch.linalg.vector_norm(data[indices] - data[:, None, :], dim=2)
     dists[:, 0] = 0.0
-    order = np.argsort(dists[:, 1:], axis=1, kind="stable") + 1
-    order = np.concatenate([np.zeros((x.shape[0], 1), dtype=np.int64), order], axis=1)
-    rows_idx = np.arange(x.shape[0])[:, None]
-    return indices[rows_idx, order], dists[rows_idx, order].astype(np.float32)
+    order = torch.argsort(dists[:, 1:], dim=1, stable=True) + 1
+    order = torch.cat([torch.zeros((x.shape[0], 1), dtype=torch.int64), order], dim=1)
+    return (
+        torch.gather(indices, 1, order).numpy(),
+        torch.gather(dists, 1, order).numpy().astype(np.float32),
+    )
 
 
 def _approximate_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
