@@ -7,10 +7,11 @@ ends the command with its message on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -176,10 +177,17 @@ def _threads_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _use_threads(threads: int) -> None:
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """torch intra-op threads set to ``threads`` for the block, restored afterwards."""
     import torch
 
+    before = torch.get_num_threads()
     torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _positive_int(text: str) -> int:
@@ -454,8 +462,8 @@ def _run_export(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    _use_threads(args.threads)
-    run_demo(args.out, epochs=args.epochs, seed=args.seed)
+    with _torch_threads(args.threads):
+        run_demo(args.out, epochs=args.epochs, seed=args.seed)
     return 0
 
 
@@ -472,7 +480,7 @@ def _run_project(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"projecting {len(missing)} checkpoint(s) with {args.method}", flush=True)
-    _use_threads(args.threads)
-    frames = project_run(store, args.method, progress=print_progress, seed=args.seed)
+    with _torch_threads(args.threads):
+        frames = project_run(store, args.method, progress=print_progress, seed=args.seed)
     print(f"done: {len(frames)} new {args.method} frame(s) in {store.path}")
     return 0

@@ -20,6 +20,15 @@ from sentrycam_widget.errors import InputError
 from sentrycam_widget.store import RunStore
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Training on one thread: on a busy 2-core machine two OpenMP threads spin-wait."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_digits_split_is_stratified_and_probe_is_every_image():
     data = digits_data(seed=0)
     assert len(data.y_train) + len(data.y_val) == 1797
