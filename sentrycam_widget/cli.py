@@ -52,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SentryCamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; stored frames are kept, rerun to continue", file=sys.stderr)
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
