@@ -641,15 +641,31 @@ def _continual_md(result: dict[str, Any]) -> str:
 
 
 def _environment() -> dict[str, str]:
+    """Versions, cores and the code's commit (the 2-D signals depend on the projection engine)."""
     import platform
+    import subprocess
 
     import torch
 
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return "unknown"
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "sentrycam_widget")
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
         "cpus": str(os.cpu_count()),
+        "commit": git("rev-parse", "--short", "HEAD")
+        + (" with uncommitted changes to sentrycam_widget" if changed else ""),
     }
 
 
