@@ -47,6 +47,7 @@ def test_procrustes_refuses_mismatched_shapes() -> None:
         procrustes_align(np.zeros((5, 2)), np.zeros((4, 2)))
 
 
+@pytest.mark.slow  # the first UMAP fit in a process compiles numba kernels (~30 s)
 def test_a_changed_probe_set_size_is_refused() -> None:
     rng = np.random.default_rng(2)
     labels = np.arange(60) % 3
@@ -56,6 +57,7 @@ def test_a_changed_probe_set_size_is_refused() -> None:
         projector.update(Checkpoint(1, 1, rng.normal(size=(59, 8)), labels[:59]))
 
 
+@pytest.mark.slow  # the first UMAP fit in a process compiles numba kernels (~30 s)
 def test_a_umap_fit_leaves_torchs_thread_count_alone() -> None:
     rng = np.random.default_rng(3)
     threads = torch.get_num_threads()
