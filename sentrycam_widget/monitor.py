@@ -257,7 +257,7 @@ class Monitor:
                 else:
                     self._project_gap(checkpoints)
                 self._publish_status()
-            self._publish_status()  # closed and drained
+            self._publish_status(drained=True)
         except BaseException as exc:  # any failure must reach close() and the widget
             self._fail(exc)
 
@@ -337,7 +337,8 @@ class Monitor:
             if self._on_alert is not None:
                 self._on_alert(record)
 
-    def _status(self) -> dict[str, Any]:
+    def _status(self, drained: bool = False) -> dict[str, Any]:
+        """The widget's status line; ``drained`` only once the closed worker has no work left."""
         queued, backfill = self._queue.counts()
         return {
             "latest_epoch": self._latest_epoch,
@@ -348,11 +349,11 @@ class Monitor:
             "error": None
             if self._error is None
             else f"{type(self._error).__name__}: {self._error}",
-            "closed": self._closed and self._error is None and queued == 0 and backfill == 0,
+            "closed": drained and self._error is None,
         }
 
-    def _publish_status(self) -> None:
-        self.widget.set_status(self._status())
+    def _publish_status(self, drained: bool = False) -> None:
+        self.widget.set_status(self._status(drained))
 
 
 class RunViewer:
