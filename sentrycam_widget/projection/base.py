@@ -110,6 +110,9 @@ class Projector(abc.ABC):
 
 _REGISTRY: dict[str, str] = {
     "sentrycam": "sentrycam_widget.projection.sentrycam:SentryCamProjector",
+    "umap": "sentrycam_widget.projection.umap:UMAPProjector",
+    "umap-independent": "sentrycam_widget.projection.umap:IndependentUMAPProjector",
+    "dvi": "sentrycam_widget.projection.dvi:DVIProjector",
 }
 
 
