@@ -19,6 +19,7 @@ monitor's worker) may call :meth:`SentryCamWidget.add_checkpoint` / ``add_frame`
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,12 @@ def bokeh_js() -> str:
     )
 
 
-def _plot_item() -> dict[str, Any]:
-    """The Bokeh figure (background image, points image, trajectory, highlight) as a json_item.
+def _plot_item() -> str:
+    """The Bokeh figure (background image, points image, trajectory, highlight): a json_item as text.
 
-    The sources start empty; the browser fills them from the frames. Models carry names so the
+    Kept as a string: Bokeh's document JSON must be decoded in its own key order (a definition
+    before its references), and saved notebooks are written with sorted keys. The sources start
+    empty; the browser fills them from the frames. Models carry names so the
     JS finds them without knowing Bokeh's ids.
     """
     from bokeh.embed import json_item
@@ -106,7 +109,7 @@ def _plot_item() -> dict[str, Any]:
         line_color="#000000",
         line_width=2,
     )
-    return json_item(fig)
+    return json.dumps(json_item(fig))
 
 
 class SentryCamWidget(anywidget.AnyWidget):
@@ -116,7 +119,7 @@ class SentryCamWidget(anywidget.AnyWidget):
     _css = _STATIC / "widget.css"
     _bokeh_js = traitlets.Unicode("").tag(sync=True)
     _bokeh_version = traitlets.Unicode(bokeh.__version__).tag(sync=True)
-    _plot = traitlets.Dict().tag(sync=True)
+    _plot = traitlets.Unicode().tag(sync=True)
     probe = traitlets.Dict().tag(sync=True)
     methods = traitlets.List(traitlets.Unicode()).tag(sync=True)
     inverse = traitlets.Dict().tag(sync=True)

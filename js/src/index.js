@@ -11,7 +11,7 @@ async function mount({ model, el, host }) {
     model,
     el,
     host,
-    makePlot: (container) => createBokehPlot(container, model.get("_plot"), Bokeh),
+    makePlot: (container) => createBokehPlot(container, JSON.parse(model.get("_plot")), Bokeh),
   });
   el.sentrycam = view;
   return view;

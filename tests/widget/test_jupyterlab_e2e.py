@@ -27,6 +27,12 @@ VIEW = "document.querySelector('.sc-root')?.parentElement?.sentrycam"
 KERNEL = "window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel?.status"
 
 
+class _Lab(str):
+    """The server's base URL, with ``root`` = the directory it serves."""
+
+    root: Path
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -62,7 +68,8 @@ def lab(tmp_path):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = _Lab(f"http://127.0.0.1:{port}")
+    url.root = root
     try:
         for _ in range(120):
             try:
@@ -125,3 +132,43 @@ def test_quickstart_live_in_jupyterlab(lab):
         page.screenshot(path=str(ARTIFACTS / "jupyterlab_quickstart_done.png"))
         browser.close()
     assert seen_busy >= 3
+
+
+def test_saved_notebook_reopens_with_every_frame(lab, tmp_path, monkeypatch):
+    """The quickstart executed headlessly (widget state stored) shows all frames in JupyterLab
+    without running a cell, and scrubs (this caught Bokeh's document JSON breaking when a saved
+    notebook sorts its keys)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbformat.sign import NotebookNotary
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    nb = nbformat.read(REPO / "notebooks" / "01_quickstart.ipynb", as_version=4)
+    nb.cells[1].source = nb.cells[1].source.replace("EPOCHS = 8", "EPOCHS = 3")
+    NotebookClient(
+        nb,
+        timeout=900,
+        kernel_name="python3",
+        store_widget_state=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    NotebookNotary().sign(nb)  # a notebook the user saved is trusted; only then do widgets render
+    nbformat.write(nb, Path(lab.root) / "saved.ipynb")
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(f"{lab}/lab/tree/saved.ipynb")
+        page.wait_for_function(f"({VIEW}?.frameCount() ?? 0) === 3", timeout=120_000, polling=250)
+        assert page.locator(".sc-epoch").text_content().startswith("epoch 2 ")
+        plot = page.locator(".sc-plot")
+        plot.scroll_into_view_if_needed()
+        page.evaluate(NEXT_PAINT)
+        before = plot.screenshot()
+        page.locator(".sc-slider").focus()
+        page.keyboard.press("Home")
+        page.evaluate(NEXT_PAINT)
+        assert plot.screenshot() != before
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab_saved_notebook.png"))
+        browser.close()
