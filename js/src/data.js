@@ -284,5 +284,6 @@ export function statusText(status, nCheckpoints) {
 
 /** Display name of a projection method. */
 export function methodLabel(method) {
-  return { sentrycam: "SentryCam", umap: "UMAP", dvi: "DVI" }[method] ?? method;
+  const labels = { sentrycam: "SentryCam", umap: "UMAP", "umap-independent": "UMAP (independent)", dvi: "DVI" };
+  return labels[method] ?? method;
 }

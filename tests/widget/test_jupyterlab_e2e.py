@@ -7,7 +7,6 @@ hovered point shows its tooltip. A screenshot is kept in artifacts/.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -44,7 +44,14 @@ def lab(tmp_path):
     """A JupyterLab server (galata test configuration) serving a copy of the quickstart."""
     root = tmp_path / "lab"
     root.mkdir()
-    shutil.copy(REPO / "notebooks" / "01_quickstart.ipynb", root)
+    # the quickstart, also projecting with UMAP so the method toggle has something to show
+    nb = nbformat.read(REPO / "notebooks" / "01_quickstart.ipynb", as_version=4)
+    marker = "class_names=[str(d) for d in range(10)],"
+    assert marker in nb.cells[2].source
+    nb.cells[2].source = nb.cells[2].source.replace(
+        marker, marker + '\n    methods=("sentrycam", "umap"),'
+    )
+    nbformat.write(nb, root / "01_quickstart.ipynb")
     port = _free_port()
     config = tmp_path / "jupyter_server_test_config.py"
     config.write_text(
@@ -127,9 +134,23 @@ def test_quickstart_live_in_jupyterlab(lab):
         page.screenshot(path=str(ARTIFACTS / "jupyterlab_quickstart.png"))
         page.wait_for_function(f"{KERNEL} === 'idle'", timeout=900_000, polling=1000)
         page.evaluate(NEXT_PAINT)
-        assert page.evaluate(f"{VIEW}.frameCount()") == 8
+        assert page.evaluate(f"{VIEW}.frameCount('sentrycam')") == 8
+        assert page.evaluate(f"{VIEW}.frameCount('umap')") == 8
         assert page.locator(".sc-error").text_content() == ""
-        page.screenshot(path=str(ARTIFACTS / "jupyterlab_quickstart_done.png"))
+
+        # toggle the method on the same checkpoint: UMAP's picture, plainly without background
+        page.mouse.move(0, 0)
+        page.evaluate(NEXT_PAINT)
+        sentrycam = plot.screenshot()
+        assert page.locator(".sc-note").text_content() == ""
+        page.locator('.sc-method[data-method="umap"]').click()
+        page.evaluate(NEXT_PAINT)
+        assert page.evaluate(f"{VIEW}.method") == "umap"
+        assert (
+            page.locator(".sc-note").text_content() == "no background: UMAP has no inverse mapping"
+        )
+        assert plot.screenshot() != sentrycam
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab_quickstart_umap.png"))
         browser.close()
     assert seen_busy >= 3
 
@@ -138,7 +159,6 @@ def test_saved_notebook_reopens_with_every_frame(lab, tmp_path, monkeypatch):
     """The quickstart executed headlessly (widget state stored) shows all frames in JupyterLab
     without running a cell, and scrubs (this caught Bokeh's document JSON breaking when a saved
     notebook sorts its keys)."""
-    import nbformat
     from nbclient import NotebookClient
     from nbformat.sign import NotebookNotary
     from playwright.sync_api import sync_playwright
