@@ -89,7 +89,8 @@ def density_guided_sample(
 ) -> SampleResult:
     """Pick a density-preserving uniform subsample with a size floor and every class present.
 
-    ``min_samples`` is a floor on the sample size (``N <= min_samples`` uses every point);
+    ``min_samples`` is a floor on the sample size (``N <= min_samples`` uses every point; when
+    the floor is above the largest candidate ratio the density curve is skipped, empty);
     each class keeps at least ``min(min_per_class, its size)`` points so no class loses its
     graph neighbourhood.
     """
@@ -99,8 +100,13 @@ def density_guided_sample(
     if n <= min_samples or n <= k + 1:
         everything = np.arange(n)
         return SampleResult(everything, 1.0, np.empty(0), np.empty(0), np.empty(0), tau)
-    r, rho, slope = density_curve(points, ratios, k, n_queries, rng)
-    ratio = choose_ratio(r, slope, tau)
+    if min_samples >= round(max(ratios) * n):
+        # the floor exceeds every candidate ratio, so the density curve cannot change the size
+        r = rho = slope = np.empty(0)
+        ratio = min_samples / n
+    else:
+        r, rho, slope = density_curve(points, ratios, k, n_queries, rng)
+        ratio = choose_ratio(r, slope, tau)
     size = min(n, max(min_samples, round(ratio * n)))
     order = rng.permutation(n)
     chosen = _with_every_class(order, size, labels, min_per_class)

@@ -73,3 +73,11 @@ def test_sampling_is_deterministic_for_a_seeded_generator():
 def test_mismatched_labels_are_rejected():
     with pytest.raises(InputError, match="labels"):
         density_guided_sample(np.zeros((10, 3)), np.zeros(9), np.random.default_rng(0))
+
+
+def test_the_density_curve_is_skipped_when_the_floor_decides_the_size():
+    rng = np.random.default_rng(0)
+    labels = np.arange(3000) % 3
+    sample = density_guided_sample(rng.normal(size=(3000, 10)), labels, rng, min_samples=2000)
+    assert sample.size == 2000 and sample.ratio == pytest.approx(2000 / 3000)
+    assert sample.ratios.size == 0
