@@ -292,7 +292,9 @@ class SentryCamProjector(Projector):
         """Fine-tune the network on ``data`` for at most ``max_steps``; returns (steps, last loss)."""
         model = self.model
         model.train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=self.lr, weight_decay=self.weight_decay, foreach=True
+        )
         decay_step = int(self.lr_decay_at * max_steps)
         plateau = _Plateau(self.window, self.patience, self.min_improvement)
         spatial_draws = sample_edges(data.spatial[2], max_steps * self.batch_edges, rng)
