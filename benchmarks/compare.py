@@ -45,6 +45,7 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from benchmarks.case_studies import _environment  # noqa: E402
 from benchmarks.latency import (  # noqa: E402
     RESULTS,
     _version,
@@ -112,6 +113,7 @@ def compare(
             "python": platform.python_version(),
             "torch": torch.__version__,
             "umap_learn": _version("umap-learn"),
+            "commit": _environment()["commit"],
             "load_average_before": list(load_before),
             "load_average_after": list(os.getloadavg()),
         },
@@ -338,8 +340,8 @@ def _footnote(results: dict[str, Any]) -> str:
     )
     options = {m: o for m, o in settings["method_options"].items() if o}
     return (
-        f"Measured in one process on {machine['cpus']} CPU cores (torch {machine['torch']}, "
-        f"{machine['torch_threads']} thread; umap-learn {machine['umap_learn']}, seeded, so "
+        f"Measured at commit {machine['commit']}, in one process on {machine['cpus']} CPU cores "
+        f"(torch {machine['torch']}, {machine['torch_threads']} thread(s); umap-learn {machine['umap_learn']}, seeded, so "
         f"single-threaded), load average {load} at the start and {load_after} at the end; "
         f"{results['total_s'] / 60:.1f} min in all. Each run records one checkpoint per epoch "
         f"({settings['epochs']} epochs; bounded so UMAP's fits on 10,000 points keep the "
