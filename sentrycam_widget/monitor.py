@@ -322,7 +322,9 @@ class Monitor:
 
         self._projecting = f"{method} @ epoch {checkpoint.epoch}"
         self.widget.set_status(self._status())
-        frame = project_checkpoint(projector, checkpoint, self.store, annotate=attach_alerts)
+        frame = project_checkpoint(
+            projector, checkpoint, self.store, annotate=attach_alerts, threads=None
+        )
         self._projecting = None
         self.widget.add_frame(frame, self._status())
         if live:
