@@ -76,13 +76,13 @@ def warm_up_compilation(seed: int) -> None:
     UMAP(**UMAP_OPTIONS, n_epochs=5, random_state=seed).fit_transform(data)
 
 
-def sentrycam_latency(run_dir: Path, seed: int) -> dict[str, Any]:
+def sentrycam_latency(run_dir: Path, seed: int, threads: int) -> dict[str, Any]:
     """Project every checkpoint with SentryCam (resumable pipeline); latency and metrics."""
     from sentrycam_widget.pipeline import project_run
     from sentrycam_widget.store import RunStore
 
     store = RunStore.open(run_dir)
-    project_run(store, "sentrycam", seed=seed)
+    project_run(store, "sentrycam", threads=threads, seed=seed)
     frames = store.frames("sentrycam")
     latencies = [f.timings["total"] for f in frames]
     return {
@@ -224,7 +224,7 @@ def benchmark(
     return {
         "machine": {
             "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": threads,
             "python": platform.python_version(),
             "torch": torch.__version__,
             "umap_learn": _version("umap-learn"),
@@ -256,7 +256,7 @@ def _benchmark_run(
 
     store = RunStore.open(run_dir)
     n_checkpoints = len(store.checkpoint_indices())
-    sentrycam = sentrycam_latency(run_dir, seed)
+    sentrycam = sentrycam_latency(run_dir, seed, threads)
     progress(f"{name}: SentryCam median {sentrycam['median_s']:.2f} s per checkpoint")
     umap = umap_latency(run_dir, spread_indices(n_checkpoints, umap_checkpoints), seed)
     progress(f"{name}: UMAP median {umap['median_s']:.2f} s per checkpoint")

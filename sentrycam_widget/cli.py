@@ -7,11 +7,10 @@ ends the command with its message on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -178,19 +177,6 @@ def _threads_argument(parser: argparse.ArgumentParser) -> None:
         help="torch intra-op threads (1, as the live monitor's worker: on a busy machine more "
         "threads spin-wait on each other and run slower)",
     )
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    """torch intra-op threads set to ``threads`` for the block, restored afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _positive_int(text: str) -> int:
@@ -465,8 +451,7 @@ def _run_export(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    with _torch_threads(args.threads):
-        run_demo(args.out, epochs=args.epochs, seed=args.seed)
+    run_demo(args.out, epochs=args.epochs, seed=args.seed, threads=args.threads)
     return 0
 
 
@@ -483,7 +468,8 @@ def _run_project(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"projecting {len(missing)} checkpoint(s) with {args.method}", flush=True)
-    with _torch_threads(args.threads):
-        frames = project_run(store, args.method, progress=print_progress, seed=args.seed)
+    frames = project_run(
+        store, args.method, progress=print_progress, threads=args.threads, seed=args.seed
+    )
     print(f"done: {len(frames)} new {args.method} frame(s) in {store.path}")
     return 0

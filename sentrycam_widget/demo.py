@@ -292,13 +292,15 @@ def run_demo(
     epochs: int = 12,
     seed: int = 0,
     progress: Callable[[str], None] | None = print,
+    threads: int | None = 1,
 ) -> DemoResult:
     """Train the digits CNN, record and project (SentryCam) every epoch, write a contact sheet.
 
     Each epoch's line reports training/validation numbers, projection latency and faithfulness
-    (trustworthiness, PPR, kNN preservation).
+    (trustworthiness, PPR, kNN preservation). ``threads`` caps torch's intra-op threads for
+    training and projection (None: leave torch's setting).
     """
-    from .pipeline import project_checkpoint
+    from .pipeline import project_checkpoint, torch_threads
     from .projection import make_projector
     from .render import contact_sheet
     from .store import RunStore
@@ -309,12 +311,13 @@ def run_demo(
     frames: list[Frame] = []
 
     def project(checkpoint: Checkpoint, store: RunStore) -> None:
-        frame = project_checkpoint(projector, checkpoint, store)
+        frame = project_checkpoint(projector, checkpoint, store, threads=threads)
         rows.append(_epoch_row(checkpoint, frame))
         frames.append(frame)
         say(_format_row(rows[-1]))
 
-    run_dir = record_digits_run(out_dir, epochs, seed, on_checkpoint=project)
+    with torch_threads(threads):
+        run_dir = record_digits_run(out_dir, epochs, seed, on_checkpoint=project)
     store = RunStore.open(run_dir)
     sheet = contact_sheet(
         frames,
