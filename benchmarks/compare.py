@@ -188,7 +188,9 @@ def _compare_run(
     options = _options(settings)
     methods, panels = {}, []
     for method in METHODS:
-        frames = project_run(store, method, seed=settings.seed, **options[method])
+        frames = project_run(
+            store, method, threads=settings.threads, seed=settings.seed, **options[method]
+        )
         methods[method] = _method_summary(frames, features)
         panels += _panels(name, store, method, frames)
         progress(_progress_line(name, method, methods[method]))
