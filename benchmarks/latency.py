@@ -346,7 +346,7 @@ def _footnote(results: dict[str, Any]) -> str:
     load = ", ".join(f"{v:.1f}" for v in machine["load_average_before"])
     return (
         f"Measured on {machine['cpus']} CPU cores (torch {machine['torch']}, "
-        f"{machine['torch_threads']} threads; umap-learn {machine['umap_learn']}), load average "
+        f"intra-op threads: {machine['torch_threads']}; umap-learn {machine['umap_learn']}), load average "
         f"{load} at the start. SentryCam: every checkpoint ({settings['digits_epochs']} digits, "
         f"{settings['mlp_epochs']} MLP), warm-started; UMAP `UMAP(n_neighbors=15, min_dist=0.1, "
         f"random_state={settings['seed']})` on {settings['umap_checkpoints']} of the same "
