@@ -41,25 +41,19 @@ import numpy as np
 import torch
 
 from ..capture import Checkpoint, Head
-from ..errors import InputError, RunFormatError
+from ..errors import InputError
+from ._training import AutoencoderProjector, Plateau, Stage
 from .autoencoder import Autoencoder, recalibrate_batchnorm
-from .background import (
-    decision_background,
-    logit_margin,
-    reconstruction_predictions,
-    square_extent,
-)
-from .base import Frame, Projector, RunHistory
+from .background import logit_margin
+from .base import Frame, RunHistory
 from .graph import fuzzy_edges, knn_graph, sample_edges
 from .losses import reconstruction_loss, umap_cross_entropy
-from .sentrycam import _batched, _Plateau, _Stage, resolve_device
 
-STATE_VERSION = 1
 BOUNDARY_MARGIN = 0.1
 _BISECTION_STEPS = 12
 
 
-class DVIProjector(Projector):
+class DVIProjector(AutoencoderProjector):
     """DVI: a warm-started autoencoder on all N points with a neighbour-scaled weight anchor.
 
     ``last_loss_terms`` holds the last update's loss terms (mean over its steps): ``umap``,
@@ -91,18 +85,11 @@ class DVIProjector(Projector):
         boundary_points: int = 0,
         widths: list[int] | None = None,
     ) -> None:
-        if resolution < 2:
-            raise InputError(f"background resolution must be at least 2, got {resolution}")
-        if k < 2:
-            raise InputError(f"k nearest neighbours must be at least 2, got {k}")
+        super().__init__(seed, device, resolution, k, widths)
         if min(cold_epochs, warm_epochs) < 0 or max_steps < 1 or batch_edges < 1:
             raise InputError("epochs must be >= 0, max_steps and batch_edges >= 1")
         if boundary_points < 0 or drift_weight < 0:
             raise InputError("boundary_points and drift_weight must be >= 0")
-        self.seed = int(seed)
-        self.device = resolve_device(device)
-        self.resolution = int(resolution)
-        self.k = int(k)
         self.cold_epochs = float(cold_epochs)
         self.warm_epochs = float(warm_epochs)
         self.max_steps = int(max_steps)
@@ -116,11 +103,6 @@ class DVIProjector(Projector):
         self.recon_weight = float(recon_weight)
         self.drift_weight = float(drift_weight)
         self.boundary_points = int(boundary_points)
-        self.widths = list(widths) if widths is not None else None
-        self.model: Autoencoder | None = None
-        self.last_index: int | None = None
-        self.n_points: int | None = None
-        self.n_features: int | None = None
         self.last_loss_terms: dict[str, float] = {}
         self._previous_knn: np.ndarray | None = None
 
@@ -130,17 +112,16 @@ class DVIProjector(Projector):
         self._check_input(checkpoint)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
-        rng = np.random.default_rng([self.seed, checkpoint.index])
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + checkpoint.index)
-        with _Stage(timings, "boundary_points"):
+        rng, generator = self._randomness(checkpoint.index)
+        with Stage(timings, "boundary_points"):
             nodes = self._nodes(checkpoint, rng)
-        with _Stage(timings, "spatial_graph"):
+        with Stage(timings, "spatial_graph"):
             current_knn, edges = self._graph(checkpoint.features, nodes)
             mean_npr = self._mean_npr(current_knn)
         if self.model is None:
             self.model = Autoencoder(self.n_features, self.widths, generator).to(self.device)
         epochs = self.cold_epochs if self.last_index is None else self.warm_epochs
-        with _Stage(timings, "training"):
+        with Stage(timings, "training"):
             self.last_loss_terms = self._fit(nodes, edges, epochs, mean_npr, rng, generator)
         frame = self._frame(checkpoint, timings)
         self._previous_knn = current_knn
@@ -150,21 +131,6 @@ class DVIProjector(Projector):
         frame.metrics = {f"loss_{name}": value for name, value in self.last_loss_terms.items()}
         frame.metrics["boundary_points"] = float(nodes.shape[0] - checkpoint.n_points)
         return frame
-
-    def state_dict(self) -> dict[str, Any]:
-        """Network weights (numpy copies, not live views) and the dimensions they were trained for."""
-        return {
-            "version": STATE_VERSION,
-            "last_index": self.last_index,
-            "n_points": self.n_points,
-            "n_features": self.n_features,
-            "widths": None if self.model is None else list(self.model.widths),
-            "weights": None
-            if self.model is None
-            else {
-                name: t.detach().cpu().numpy().copy() for name, t in self.model.state_dict().items()
-            },
-        }
 
     def resume(self, history: RunHistory, state: dict[str, Any] | None) -> None:
         """Continue after the last stored DVI frame: weights from ``state``, the previous
@@ -184,26 +150,6 @@ class DVIProjector(Projector):
         self.last_index = indices[-1]
 
     # ------------------------------------------------------------------ stages
-    def _check_input(self, checkpoint: Checkpoint) -> None:
-        if self.n_features is None:
-            self.n_points, self.n_features = checkpoint.n_points, checkpoint.n_features
-            return
-        if checkpoint.n_features != self.n_features:
-            raise InputError(
-                f"checkpoint {checkpoint.index} has feature dimension {checkpoint.n_features}, "
-                f"but this run's earlier checkpoints have {self.n_features}"
-            )
-        if checkpoint.n_points != self.n_points:
-            raise InputError(
-                f"checkpoint {checkpoint.index} has {checkpoint.n_points} probe points, but this "
-                f"run's earlier checkpoints have {self.n_points}; the probe set must stay fixed"
-            )
-        if self.last_index is not None and checkpoint.index <= self.last_index:
-            raise InputError(
-                f"checkpoint index {checkpoint.index} does not follow the last projected "
-                f"index {self.last_index}; update() needs increasing indices"
-            )
-
     def _nodes(self, checkpoint: Checkpoint, rng: np.random.Generator) -> np.ndarray:
         """The probe points, followed by this checkpoint's boundary points if asked for."""
         if self.boundary_points == 0 or checkpoint.head is None:
@@ -240,7 +186,7 @@ class DVIProjector(Projector):
     ) -> dict[str, float]:
         """Train for ``epochs`` passes over the edges (early-stopped); mean loss terms per step."""
         model = self.model
-        x = torch.from_numpy(np.ascontiguousarray(nodes, dtype=np.float32)).to(self.device)
+        x = self._tensor(nodes)
         variance = max(float(nodes.var(axis=0, dtype=np.float64).mean()), 1e-12)
         anchor = [p.detach().clone() for p in model.parameters()]
         drift_scale = self.drift_weight * mean_npr
@@ -249,7 +195,7 @@ class DVIProjector(Projector):
         )
         optimizer = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         decay_step = int(self.lr_decay_at * max_steps)
-        plateau = _Plateau(self.window, self.patience, self.min_improvement)
+        plateau = Plateau(self.window, self.patience, self.min_improvement)
         totals = {"umap": 0.0, "reconstruction": 0.0, "drift": 0.0}
         model.train()
         step = 0
@@ -300,53 +246,6 @@ class DVIProjector(Projector):
             "reconstruction": reconstruction_loss(x_nodes, self.model.decode(y)) / variance,
             "drift": drift_scale * drift,
         }
-
-    @torch.no_grad()
-    def _frame(self, checkpoint: Checkpoint, timings: dict[str, float]) -> Frame:
-        model = self.model
-        features = torch.from_numpy(checkpoint.features).to(self.device)
-        with _Stage(timings, "projection"):
-            embedding = _batched(model.encode, features).cpu().numpy()
-        background, recon_pred = None, None
-        if checkpoint.head is not None:
-            with _Stage(timings, "background"):
-                background = decision_background(
-                    model.decode,
-                    checkpoint.head,
-                    square_extent(embedding),
-                    self.resolution,
-                    self.device,
-                )
-            with _Stage(timings, "recon_pred"):
-                recon_pred = reconstruction_predictions(
-                    model.encode, model.decode, checkpoint.head, features
-                )
-        return Frame(
-            method=self.method,
-            index=checkpoint.index,
-            epoch=checkpoint.epoch,
-            embedding=embedding,
-            background=background,
-            recon_pred=recon_pred,
-        )
-
-    def _load_weights(self, state: dict[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION:
-            raise RunFormatError(
-                f"dvi state version {state.get('version')!r} is not {STATE_VERSION}"
-            )
-        if state.get("n_features") != self.n_features:
-            raise RunFormatError(
-                f"dvi state was trained on {state.get('n_features')} features, the run's "
-                f"checkpoints have {self.n_features}"
-            )
-        model = Autoencoder(int(state["n_features"]), list(state["widths"]))
-        weights = {name: torch.as_tensor(np.asarray(v)) for name, v in state["weights"].items()}
-        try:
-            model.load_state_dict(weights)
-        except RuntimeError as exc:
-            raise RunFormatError(f"dvi state weights do not fit the network: {exc}") from exc
-        self.model = model.to(self.device).eval()
 
 
 def neighbour_preserving_rate(previous_knn: np.ndarray, current_knn: np.ndarray) -> float:

@@ -125,12 +125,14 @@ def smooth_knn_dist(
     rho = positive.min(axis=1)
     rho[~np.isfinite(rho)] = 0.0
     shifted = dists[:, 1:] - rho[:, None]
+    # exp only of the distances beyond rho: the others count 1 and would overflow for small sigma
+    beyond = np.maximum(shifted, 0.0)
     lo = np.zeros(n)
     hi = np.full(n, np.inf)
     mid = np.ones(n)
     active = np.ones(n, dtype=bool)
     for _ in range(n_iter):
-        psum = np.where(shifted > 0, np.exp(-shifted / mid[:, None]), 1.0).sum(axis=1)
+        psum = np.where(shifted > 0, np.exp(-beyond / mid[:, None]), 1.0).sum(axis=1)
         active &= np.abs(psum - target) >= _SMOOTH_K_TOLERANCE
         if not active.any():
             break

@@ -19,26 +19,13 @@ import torch
 
 from ..capture import Checkpoint
 from ..errors import InputError, RunFormatError
+from ._training import AutoencoderProjector, Plateau, Stage
 from .autoencoder import Autoencoder, recalibrate_batchnorm
-from .background import decision_background, reconstruction_predictions, square_extent
-from .base import Frame, Projector, RunHistory
+from .base import Frame, RunHistory
 from .graph import sample_edges, spatial_edges, temporal_edges
 from .losses import anchor_hinge, reconstruction_loss, umap_cross_entropy
 from .memory import MemoryBank, MemorySet, remember
 from .sampling import SampleResult, density_guided_sample
-
-STATE_VERSION = 1
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"cpu"``, ``"cuda"`` (must be available) or ``"auto"`` (cuda when available, else cpu)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} was asked for but torch sees no CUDA device")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise InputError(f"device must be 'cpu', 'cuda[:i]' or 'auto', got {device!r}")
-    return torch.device(device)
 
 
 @dataclass(eq=False)
@@ -55,7 +42,7 @@ class _TrainingSet:
     temporal: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
-class SentryCamProjector(Projector):
+class SentryCamProjector(AutoencoderProjector):
     """SentryCam: density-guided sample + working memory + GN-BN autoencoder, warm-started.
 
     Optimisation follows the reference (Adam, lr 0.01, step decay ×0.1) but on a step budget
@@ -109,16 +96,9 @@ class SentryCamProjector(Projector):
         negative_rate: int = 5,
         widths: list[int] | None = None,
     ) -> None:
-        if resolution < 2:
-            raise InputError(f"background resolution must be at least 2, got {resolution}")
-        if k < 2:
-            raise InputError(f"k nearest neighbours must be at least 2, got {k}")
+        super().__init__(seed, device, resolution, k, widths)
         if min(cold_steps, warm_steps) < 0 or min(batch_edges, temporal_batch_edges) < 1:
             raise InputError("step budgets must be >= 0 and edge batches >= 1")
-        self.seed = int(seed)
-        self.device = resolve_device(device)
-        self.resolution = int(resolution)
-        self.k = int(k)
         self.tau = float(tau)
         self.min_samples = int(min_samples)
         self.memory_fraction = float(memory_fraction)
@@ -137,12 +117,7 @@ class SentryCamProjector(Projector):
         self.recon_weight = float(recon_weight)
         self.temporal_weight = float(temporal_weight)
         self.negative_rate = int(negative_rate)
-        self.widths = list(widths) if widths is not None else None
-        self.model: Autoencoder | None = None
         self.memory = MemoryBank()
-        self.last_index: int | None = None
-        self.n_points: int | None = None
-        self.n_features: int | None = None
         self.last_sample: SampleResult | None = None
 
     # ------------------------------------------------------------------ protocol
@@ -151,27 +126,26 @@ class SentryCamProjector(Projector):
         self._check_input(checkpoint)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
-        rng = np.random.default_rng([self.seed, checkpoint.index])
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + checkpoint.index)
+        rng, generator = self._randomness(checkpoint.index)
         features = checkpoint.features
 
-        with _Stage(timings, "sampling"):
+        with Stage(timings, "sampling"):
             sample = density_guided_sample(
                 features, checkpoint.labels, rng, tau=self.tau, min_samples=self.min_samples
             )
             self.last_sample = sample
-        with _Stage(timings, "spatial_graph"):
+        with Stage(timings, "spatial_graph"):
             spatial = spatial_edges(features[sample.indices], self.k)
-        with _Stage(timings, "memory"):
+        with Stage(timings, "memory"):
             data = self._training_set(checkpoint, sample, spatial)
         cold = self.model is None
         if cold:
             self.model = Autoencoder(self.n_features, self.widths, generator).to(self.device)
-        with _Stage(timings, "training"):
+        with Stage(timings, "training"):
             steps, loss = self._fit(
                 data, self.cold_steps if cold else self.warm_steps, rng, generator
             )
-        frame = self._frame(checkpoint, data, timings)
+        frame = self._frame(checkpoint, timings)
         self.memory.add(
             remember(
                 checkpoint.index,
@@ -193,21 +167,6 @@ class SentryCamProjector(Projector):
             "train_loss": float(loss),
         }
         return frame
-
-    def state_dict(self) -> dict[str, Any]:
-        """Network weights (numpy arrays) and the dimensions they were trained for."""
-        return {
-            "version": STATE_VERSION,
-            "last_index": self.last_index,
-            "n_points": self.n_points,
-            "n_features": self.n_features,
-            "widths": None if self.model is None else list(self.model.widths),
-            "weights": None
-            if self.model is None
-            else {
-                name: t.detach().cpu().numpy().copy() for name, t in self.model.state_dict().items()
-            },
-        }
 
     def resume(self, history: RunHistory, state: dict[str, Any] | None) -> None:
         """Rebuild the memory bank from the stored checkpoints and frames, and the weights from ``state``.
@@ -243,27 +202,6 @@ class SentryCamProjector(Projector):
             self._load_weights(state)
 
     # ------------------------------------------------------------------ stages
-    def _check_input(self, checkpoint: Checkpoint) -> None:
-        if self.n_features is None:
-            self.n_points, self.n_features = checkpoint.n_points, checkpoint.n_features
-            return
-        if checkpoint.n_features != self.n_features:
-            raise InputError(
-                f"checkpoint {checkpoint.index} has feature dimension {checkpoint.n_features}, "
-                f"but this run's earlier checkpoints have {self.n_features}; project one layer "
-                f"per run"
-            )
-        if checkpoint.n_points != self.n_points:
-            raise InputError(
-                f"checkpoint {checkpoint.index} has {checkpoint.n_points} probe points, but this "
-                f"run's earlier checkpoints have {self.n_points}; the probe set must stay fixed"
-            )
-        if self.last_index is not None and checkpoint.index <= self.last_index:
-            raise InputError(
-                f"checkpoint index {checkpoint.index} does not follow the last projected "
-                f"index {self.last_index}; update() needs increasing indices"
-            )
-
     def _training_set(
         self,
         checkpoint: Checkpoint,
@@ -296,7 +234,7 @@ class SentryCamProjector(Projector):
             model.parameters(), lr=self.lr, weight_decay=self.weight_decay, foreach=True
         )
         decay_step = int(self.lr_decay_at * max_steps)
-        plateau = _Plateau(self.window, self.patience, self.min_improvement)
+        plateau = Plateau(self.window, self.patience, self.min_improvement)
         spatial_draws = sample_edges(data.spatial[2], max_steps * self.batch_edges, rng)
         temporal_draws = None
         if data.temporal is not None:
@@ -373,98 +311,3 @@ class SentryCamProjector(Projector):
             )
             loss = loss + self.temporal_weight * temporal
         return loss
-
-    @torch.no_grad()
-    def _frame(
-        self, checkpoint: Checkpoint, data: _TrainingSet, timings: dict[str, float]
-    ) -> Frame:
-        model = self.model
-        features = self._tensor(checkpoint.features)
-        with _Stage(timings, "projection"):
-            embedding = _batched(model.encode, features).cpu().numpy()
-        background, recon_pred = None, None
-        if checkpoint.head is not None:
-            with _Stage(timings, "background"):
-                background = decision_background(
-                    model.decode,
-                    checkpoint.head,
-                    square_extent(embedding),
-                    self.resolution,
-                    self.device,
-                )
-            with _Stage(timings, "recon_pred"):
-                recon_pred = reconstruction_predictions(
-                    model.encode, model.decode, checkpoint.head, features
-                )
-        return Frame(
-            method=self.method,
-            index=checkpoint.index,
-            epoch=checkpoint.epoch,
-            embedding=embedding,
-            background=background,
-            recon_pred=recon_pred,
-        )
-
-    # ------------------------------------------------------------------ helpers
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)
-
-    def _load_weights(self, state: dict[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION:
-            raise RunFormatError(
-                f"sentrycam state version {state.get('version')!r} is not {STATE_VERSION}"
-            )
-        if state.get("n_features") != self.n_features:
-            raise RunFormatError(
-                f"sentrycam state was trained on {state.get('n_features')} features, the run's "
-                f"checkpoints have {self.n_features}"
-            )
-        model = Autoencoder(int(state["n_features"]), list(state["widths"]))
-        weights = {name: torch.as_tensor(np.asarray(v)) for name, v in state["weights"].items()}
-        try:
-            model.load_state_dict(weights)
-        except RuntimeError as exc:
-            raise RunFormatError(f"sentrycam state weights do not fit the network: {exc}") from exc
-        self.model = model.to(self.device).eval()
-
-
-class _Stage:
-    """Context manager adding the elapsed seconds of a block to ``timings[name]``."""
-
-    def __init__(self, timings: dict[str, float], name: str) -> None:
-        self.timings, self.name = timings, name
-
-    def __enter__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.timings[self.name] = (
-            self.timings.get(self.name, 0.0) + time.perf_counter() - self.start
-        )
-
-
-class _Plateau:
-    """Early stop: the mean loss of each window of steps must improve by ``min_improvement``
-    (relative) within ``patience`` windows."""
-
-    def __init__(self, window: int, patience: int, min_improvement: float) -> None:
-        self.window, self.patience, self.min_improvement = window, patience, min_improvement
-        self.losses: list[float] = []
-        self.best = float("inf")
-        self.stale = 0
-
-    def stop(self, loss: float) -> bool:
-        self.losses.append(loss)
-        if len(self.losses) < self.window:
-            return False
-        mean = sum(self.losses) / len(self.losses)
-        self.losses.clear()
-        if mean < self.best * (1.0 - self.min_improvement):
-            self.best, self.stale = mean, 0
-            return False
-        self.stale += 1
-        return self.stale >= self.patience
-
-
-def _batched(fn: Any, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
-    return torch.cat([fn(x[start : start + batch]) for start in range(0, x.shape[0], batch)])

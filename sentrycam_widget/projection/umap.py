@@ -19,7 +19,6 @@ costs seconds (numba).
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,8 +26,8 @@ import torch
 
 from ..capture import Checkpoint
 from ..errors import InputError
+from ._training import Stage, resolve_device
 from .base import Frame, Projector, RunHistory
-from .sentrycam import resolve_device
 
 
 class UMAPProjector(Projector):
@@ -70,12 +69,10 @@ class UMAPProjector(Projector):
         """Fit UMAP on all N points of ``checkpoint`` and return its frame (no background)."""
         self._check_order(checkpoint)
         timings: dict[str, float] = {}
-        start = time.perf_counter()
-        raw = self._fit(checkpoint)
-        timings["fit"] = time.perf_counter() - start
-        start = time.perf_counter()
-        embedding = self._place(raw)
-        timings["align"] = time.perf_counter() - start
+        with Stage(timings, "fit"):
+            raw = self._fit(checkpoint)
+        with Stage(timings, "align"):
+            embedding = self._place(raw)
         if not np.isfinite(embedding).all():
             raise FloatingPointError(
                 f"UMAP produced non-finite coordinates at checkpoint {checkpoint.index}"
@@ -87,8 +84,6 @@ class UMAPProjector(Projector):
             index=checkpoint.index,
             epoch=checkpoint.epoch,
             embedding=embedding,
-            background=None,
-            recon_pred=None,
             timings=timings,
         )
 

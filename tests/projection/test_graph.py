@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -11,6 +13,7 @@ from sentrycam_widget.projection.graph import (
     fuzzy_edges,
     knn_graph,
     sample_edges,
+    smooth_knn_dist,
     spatial_edges,
     temporal_edges,
 )
@@ -36,6 +39,20 @@ def test_knn_puts_self_first_among_exact_duplicates():
     x = np.zeros((20, 4), dtype=np.float32)
     indices, _ = knn_graph(x, 5)
     assert np.array_equal(indices[:, 0], np.arange(20))
+
+
+def test_smooth_knn_dist_handles_duplicate_points_without_overflow_warnings():
+    # 4 copies of each point: 3 neighbours at distance 0 sit below rho, and the bisection drives
+    # sigma small enough that exp(rho / sigma) of those (discarded) terms used to overflow
+    rng = np.random.default_rng(0)
+    x = np.repeat(rng.normal(size=(50, 6)), 4, axis=0).astype(np.float32)
+    _, dists = knn_graph(x, 15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        sigma, rho = smooth_knn_dist(dists, 15)
+    assert (rho > 0).all()
+    # 7 neighbours within rho already exceed log2(15): sigma bottoms out at umap-learn's floor
+    assert np.allclose(sigma, 1e-3 * dists.mean(axis=1, dtype=np.float64), rtol=1e-6)
 
 
 @pytest.mark.slow  # umap-learn compiles its numba kernels (~10-25 s on 2 cores)
