@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_project(commands)
     _add_evaluate(commands)
     _add_export(commands)
+    _add_audit(commands)
+    _add_bench(commands)
     _add_warmup(commands)
     return parser
 
@@ -140,14 +142,46 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     p = _command(
         commands,
         "export",
-        "write a method's frames to a file",
-        "Write emb [T,N,2] float32, epochs [T] and, for methods with an inverse, recon_pred "
-        "[T,N] to a .npz file.",
+        "write a method's frames to a .npz, or the whole run to one offline HTML file",
+        "--npz: emb [T,N,2] float32, epochs [T] and, for methods with an inverse, recon_pred "
+        "[T,N].\n--html: one self-contained file (every method's frames, the widget's view) that "
+        "scrubs in any browser without a kernel or network.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     _method_argument(p)
-    p.add_argument("--npz", type=Path, required=True, metavar="OUT.npz", help="output file")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--npz", type=Path, metavar="OUT.npz", help="write the method's frames")
+    target.add_argument("--html", type=Path, metavar="OUT.html", help="write the offline viewer")
     p.set_defaults(handler=_run_export)
+
+
+def _add_audit(commands: argparse._SubParsersAction) -> None:
+    p = _command(
+        commands,
+        "audit",
+        "geometry alerts of a recorded or imported run, and when each signal first fired",
+        "Replay every checkpoint through the alert engine (feature-space signals; 2-D signals "
+        "from METHOD's frames when present; the val_loss rule when checkpoints carry val_loss), "
+        "store the alerts in the run, and print them with each signal's first firing.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _method_argument(p)
+    p.add_argument("--json", action="store_true", help="print JSON on stdout (else a summary)")
+    p.set_defaults(handler=_run_audit)
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    p = _command(
+        commands,
+        "bench",
+        "SentryCam vs DVI vs UMAP (warm-started, independent) side by side (benchmarks/compare.py)",
+        "Run benchmarks/compare.py from a source checkout: both benchmark runs, every method, "
+        "latency, first frame, faithfulness and the issue's targets, written to "
+        "benchmarks/results/compare.{json,md,png}. Options after 'bench' go to it "
+        "(e.g. --quick, --epochs N, --out DIR).",
+    )
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options for compare.py")
+    p.set_defaults(handler=_run_bench)
 
 
 def _add_warmup(commands: argparse._SubParsersAction) -> None:
@@ -436,13 +470,45 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    store = _open_run(args.run_dir)
+    if args.html is not None:
+        from .html_export import export_run_html
+
+        path = export_run_html(store.path, args.html)
+        print(f"wrote the offline viewer of {store.path} to {path}")
+        return 0
     from .export import export_npz
 
-    store = _open_run(args.run_dir)
     _check_method(args.method, store)
     path = export_npz(store, args.method, args.npz)
     print(f"wrote {len(store.frame_indices(args.method))} {args.method} frames to {path}")
     return 0
+
+
+def _run_audit(args: argparse.Namespace) -> int:
+    from .audit import audit_run, format_audit
+
+    result = audit_run(_open_run(args.run_dir), method=args.method)
+    if args.json:
+        keep = {key: result[key] for key in ("alerts", "first_firing", "note")}
+        print(json.dumps(_jsonable(keep), indent=2, allow_nan=False))
+    else:
+        print(format_audit(result))
+    return 0
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "compare.py").is_file():
+        raise InputError(
+            "the bench command runs from a source checkout: benchmarks/ is not installed with "
+            "the package"
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks.compare import main as compare_main
+
+    return compare_main(list(args.bench_args))
 
 
 # ------------------------------------------------------------------------------- demo / project

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -245,3 +246,39 @@ def test_evaluate_computes_metrics_missing_from_stored_frames(tmp_path, capsys):
 def test_warmup_reports_its_timings(capsys):
     assert main(["warmup"]) == 0
     assert "umap-learn ready" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_export_html_writes_one_offline_file_with_every_frame(projected_run, tmp_path, capsys):
+    out = tmp_path / "run.html"
+    assert main(["export", projected_run, "--html", str(out)]) == 0
+    html = out.read_text()
+    assert html.lstrip().lower().startswith("<!doctype html")
+    assert not re.search(r"<(script|link|img)\b[^>]*\b(src|href)=", html)  # all inline
+    assert "wrote the offline viewer" in capsys.readouterr().out
+
+
+def test_export_needs_exactly_one_target(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["export", _imported(tmp_path)])
+    assert "--npz" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_audit_json_reports_alerts_and_first_firings(projected_run, capsys):
+    capsys.readouterr()
+    assert main(["audit", projected_run, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"alerts", "first_firing", "note"}
+    assert {"combined", "val_loss", "reference"} <= set(report["first_firing"])
+    assert all(v is None or isinstance(v, int) for v in report["first_firing"].values())
+    assert (Path(projected_run) / "alerts.json").is_file()
+    assert main(["audit", projected_run]) == 0
+    assert "first" in capsys.readouterr().out.lower()
+
+
+def test_bench_runs_the_comparison_from_the_checkout(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    assert "--quick" in capsys.readouterr().out
