@@ -79,7 +79,7 @@ _QUICK_MLP = {"n_probe": 600, "n_samples": 1200, "width": 32}
 class Settings:
     """What one comparison runs: checkpoints per run (= epochs), sizes, budgets, seed, threads."""
 
-    epochs: int = 8
+    epochs: int = 6
     quick: bool = False
     seed: int = 0
     threads: int = 1
@@ -443,13 +443,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small runs and budgets (tests)")
     parser.add_argument(
-        "--epochs", type=int, default=None, help="checkpoints per run (8; --quick: 3)"
+        "--epochs", type=int, default=None, help="checkpoints per run (6; --quick: 3)"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     args = parser.parse_args(argv)
-    epochs = args.epochs if args.epochs is not None else (3 if args.quick else 8)
+    epochs = args.epochs if args.epochs is not None else (3 if args.quick else 6)
     if epochs < 3 or args.threads < 1:
         parser.error("--epochs must be >= 3 (temporal ranking needs 3 checkpoints), --threads >= 1")
     settings = Settings(epochs=epochs, quick=args.quick, seed=args.seed, threads=args.threads)
