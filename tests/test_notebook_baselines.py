@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from tests.notebook_runner import run_notebook, widget_root
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = REPO / "notebooks" / "02_baselines.ipynb"
 METHODS = ["sentrycam", "umap", "dvi"]
 
 
 def test_baselines_notebook_shows_three_methods_on_every_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
     epochs = 3
-    assert f"EPOCHS = {epochs}" in nb.cells[1].source
-    NotebookClient(
-        nb,
-        timeout=600,
-        kernel_name="python3",
-        store_widget_state=True,
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
-
-    errors = [
-        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
-    ]
-    assert errors == []
-    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    roots = [m["state"] for m in state.values() if "frames" in m["state"] and "probe" in m["state"]]
-    assert len(roots) == 1
-    root = roots[0]
+    nb = run_notebook("02_baselines.ipynb", tmp_path, monkeypatch, epochs=(epochs, epochs))
+    state, root = widget_root(nb)
     assert root["methods"] == METHODS  # the widget's method toggle
     assert root["inverse"] == {"sentrycam": True, "umap": False, "dvi": True}
     assert root["status"]["closed"] is True
