@@ -163,3 +163,46 @@ def test_worker_thread_limit_leaves_the_training_thread_alone(tmp_path):
         [*run, with_monitor], capture_output=True, text=True, env=env, check=True, timeout=120
     )
     assert monitored.stdout.split()[-1] == default.stdout.strip()
+
+
+@pytest.mark.slow
+def test_alerts_reach_on_alert_the_log_and_the_stored_frames(tmp_path, wire, digits, caplog):
+    """Learning rate ×100 at checkpoint 12 (the case study's failing run): the combined alert
+    fires live, is passed to ``on_alert``, logged, and kept with the frames on disk."""
+    model = demo.make_model(0, demo.DigitsCNN)
+    optimizer = demo.make_optimizer(model, lr=1e-3)
+    received = []
+    caplog.set_level("INFO", logger="sentrycam_widget")
+    mon = Monitor(
+        model,
+        probe=_probe(digits, step=3),
+        run_dir=tmp_path / "run",
+        queue_size=20,
+        on_alert=received.append,
+        method_options=FAST,
+    )
+    for epoch in range(16):
+        if epoch == 12:
+            for group in optimizer.param_groups:
+                group["lr"] *= 100
+        demo.train_epoch(model, optimizer, digits.x_train, digits.y_train, seed=epoch)
+        val_loss, _ = demo.evaluate(model, digits.x_val, digits.y_val)
+        mon.checkpoint(epoch, val_loss=val_loss)
+    mon.close()
+
+    combined = [a for a in received if a["signal"] == "combined"]
+    assert combined and min(a["checkpoint"] for a in combined) >= 12
+    for alert in received:
+        assert {"checkpoint", "epoch", "signal", "value", "threshold", "explanation"} <= set(alert)
+    logged = [r.getMessage() for r in caplog.records if r.name == "sentrycam_widget"]
+    assert len(logged) == len(received)  # each alert logged once
+    assert any("independent signals agree" in message for message in logged)
+    reopened = mon.store.__class__.open(tmp_path / "run")
+    stored = [
+        a
+        for i in reopened.frame_indices("sentrycam")
+        for a in reopened.frame("sentrycam", i).alerts
+    ]
+    assert sorted((a["checkpoint"], a["signal"]) for a in stored) == sorted(
+        (a["checkpoint"], a["signal"]) for a in received
+    )
