@@ -53,13 +53,13 @@ def lab(tmp_path):
     nb.cells[2].source = nb.cells[2].source.replace(
         marker, marker + '\n    methods=("sentrycam", "umap"),'
     )
-    # epochs of a more realistic length (25 passes each), so that frames arrive mid-cell on a
-    # fast idle machine too, where 8 plain digits epochs end before the first frame
-    train = (
-        "train_loss = demo.train_epoch(model, optimizer, data.x_train, data.y_train, seed=epoch)"
+    # epochs of a realistic length (a digits epoch takes ~0.1 s; a real model's, seconds): the
+    # cell then spends ~25 s training, so frames must arrive while it runs, not only in close()
+    checkpoint = "mon.checkpoint(epoch, val_loss=val_loss, train_loss=train_loss, val_acc=val_acc)"
+    assert checkpoint in nb.cells[3].source
+    nb.cells[3].source = "import time\n\n" + nb.cells[3].source.replace(
+        checkpoint, checkpoint + "\n    time.sleep(3)"
     )
-    assert train in nb.cells[3].source
-    nb.cells[3].source = nb.cells[3].source.replace(train, "for _ in range(25):\n        " + train)
     nbformat.write(nb, root / "01_quickstart.ipynb")
     port = _free_port()
     config = tmp_path / "jupyter_server_test_config.py"
