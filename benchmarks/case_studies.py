@@ -124,25 +124,12 @@ def record_and_audit(spec: RunSpec, run_dir: str | os.PathLike[str]) -> dict[str
 
     from sentrycam_widget import demo
     from sentrycam_widget.audit import audit_run
-    from sentrycam_widget.capture import ProbeSet, Recorder
     from sentrycam_widget.pipeline import project_checkpoint
     from sentrycam_widget.projection import make_projector
-    from sentrycam_widget.store import RunStore
 
     torch.set_num_threads(1)
-    data = demo.digits_data(spec.seed)
-    model = demo.make_model(spec.seed, demo.DigitsCNN)
+    data, model, recorder, store = demo.start_digits_recording(run_dir, spec.seed)
     optimizer = demo.make_optimizer(model, spec.lrs[0])
-    probe = ProbeSet(data.x_probe, data.y_probe.numpy(), data.thumbnails)
-    recorder = Recorder(model, probe)
-    store = RunStore.create(
-        run_dir,
-        probe.labels,
-        class_names=[str(d) for d in range(10)],
-        layer=recorder.layer_name,
-        probe=probe.describe(),
-        images=data.thumbnails,
-    )
     projector = None
     if spec.method is not None:
         projector = make_projector(spec.method, seed=spec.seed, **spec.projector_options)

@@ -16,7 +16,6 @@ another process is still writing the same run.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import defaultdict
@@ -27,7 +26,7 @@ from .alerts import AlertEngine, first_firing
 from .capture import Checkpoint
 from .errors import InputError, RunFormatError
 from .projection.base import Frame
-from .store import RunStore, _write_json
+from .store import RunStore, read_json, write_json
 
 log = logging.getLogger("sentrycam_widget")
 
@@ -69,7 +68,7 @@ def audit_run(
         "records": engine.records,
     }
     _attach_to_frames(store, frames, alerts)
-    _write_json(store.path / ALERTS_FILE, result)
+    write_json(store.path / ALERTS_FILE, result)
     for alert in alerts:
         log.info("sentrycam audit of %s: %s", store.path, alert["explanation"])
     return result
@@ -81,10 +80,7 @@ def load_audit(store_or_path: RunStore | str | os.PathLike[str]) -> dict[str, An
     path = store.path / ALERTS_FILE
     if not path.exists():
         return None
-    try:
-        result = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunFormatError(f"{path}: unreadable audit ({exc})") from exc
+    result = read_json(path, "audit")
     if not isinstance(result, dict) or result.get("format") != AUDIT_FORMAT:
         raise RunFormatError(f"{path}: not a sentrycam audit (format must be {AUDIT_FORMAT!r})")
     if result.get("version") != AUDIT_VERSION or not isinstance(result.get("alerts"), list):

@@ -175,19 +175,10 @@ class DemoResult:
 CheckpointHook = Callable[["Checkpoint", "RunStore"], None]
 
 
-def record_digits_run(
-    out_dir: str | Path,
-    epochs: int = 12,
-    seed: int = 0,
-    lr: float = 1e-3,
-    on_checkpoint: CheckpointHook | None = None,
-) -> Path:
-    """Train the digits CNN for ``epochs`` and record a checkpoint after each into ``out_dir``.
-
-    The probe set is all 1,797 images (with uint8 thumbnails); each checkpoint carries
-    ``train_loss``, ``val_loss`` and ``val_accuracy``. ``on_checkpoint(checkpoint, store)`` runs
-    after each checkpoint is stored (the demo projects there). Returns the run directory.
-    """
+def start_digits_recording(
+    out_dir: str | Path, seed: int
+) -> tuple[DigitsData, nn.Module, Recorder, RunStore]:
+    """The digits split, a seeded CNN, its recorder on all 1,797 probe images and a new run."""
     from .capture import ProbeSet, Recorder
     from .store import RunStore
 
@@ -203,6 +194,23 @@ def record_digits_run(
         probe=probe.describe(),
         images=data.thumbnails,
     )
+    return data, model, recorder, store
+
+
+def record_digits_run(
+    out_dir: str | Path,
+    epochs: int = 12,
+    seed: int = 0,
+    lr: float = 1e-3,
+    on_checkpoint: CheckpointHook | None = None,
+) -> Path:
+    """Train the digits CNN for ``epochs`` and record a checkpoint after each into ``out_dir``.
+
+    The probe set is all 1,797 images (with uint8 thumbnails); each checkpoint carries
+    ``train_loss``, ``val_loss`` and ``val_accuracy``. ``on_checkpoint(checkpoint, store)`` runs
+    after each checkpoint is stored (the demo projects there). Returns the run directory.
+    """
+    data, model, recorder, store = start_digits_recording(out_dir, seed)
     _record_epochs(
         store,
         recorder,

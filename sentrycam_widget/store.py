@@ -135,7 +135,7 @@ class RunStore:
             "images": images is not None,
             "writer": _library_version(),
         }
-        _write_json(root / _MANIFEST, manifest)
+        write_json(root / _MANIFEST, manifest)
         return cls(root, manifest)
 
     @classmethod
@@ -456,7 +456,7 @@ class RunStore:
             return
         manifest["n_features"] = checkpoint.n_features
         manifest["n_classes"] = n_classes
-        _write_json(self.path / _MANIFEST, manifest)
+        write_json(self.path / _MANIFEST, manifest)
         with self._lock:
             self._manifest = manifest
 
@@ -565,9 +565,18 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_json(path: Path, value: Any) -> None:
+def write_json(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON to ``path`` atomically (temp file, fsync, rename)."""
     text = json.dumps(value, indent=2, default=_json_default)
     _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The JSON in ``path``; a RunFormatError naming the file (and ``what`` it is) if unreadable."""
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFormatError(f"{path}: unreadable {what} ({exc})") from exc
 
 
 def _json_default(value: Any) -> Any:
@@ -590,10 +599,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     if not path.exists():
         what = "does not exist" if not root.exists() else "has no manifest.json"
         raise RunFormatError(f"{root} is not a sentrycam run: it {what}")
-    try:
-        manifest = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunFormatError(f"{path}: unreadable manifest ({exc})") from exc
+    manifest = read_json(path, "manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise RunFormatError(f"{path}: not a sentrycam run manifest (format must be {FORMAT!r})")
     version = manifest.get("version")
