@@ -27,6 +27,15 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 NEXT_PAINT = "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
 VIEW = "document.querySelector('.sc-root')?.parentElement?.sentrycam"
 KERNEL = "window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel?.status"
+# Whether cells run is read from the notebook's cell models, not from the kernel's status: with
+# ipykernel 7 the widget manager opens a subshell, and the control channel's busy/idle messages
+# show the kernel "idle" while the training cell is still running.
+CELLS = "window.jupyterapp.shell.currentWidget.content.widgets"
+TRAINING_RUNS = f"{CELLS}[3].model.executionState === 'running'"
+ALL_CELLS_RAN = (
+    f"{CELLS}.every((c) => c.model.type !== 'code' "
+    "|| (c.model.executionState === 'idle' && c.model.executionCount !== null))"
+)
 
 
 class _Lab(str):
@@ -108,11 +117,6 @@ def lab(tmp_path):
         log.close()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug: in fresh clones the page stops receiving the worker's frames after 3 of 8 "
-    "(passes in the development tree; same package versions); see the issue note",
-)
 def test_quickstart_live_in_jupyterlab(lab):
     from playwright.sync_api import sync_playwright
 
@@ -126,9 +130,9 @@ def test_quickstart_live_in_jupyterlab(lab):
         # start the run without awaiting it (the command's promise settles when all cells end)
         page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
 
-        # at least 3 frames while the training cell is still running (kernel busy)
+        # at least 3 frames while the training cell is still running
         page.wait_for_function(f"({VIEW}?.frameCount() ?? 0) >= 3", timeout=600_000, polling=250)
-        assert page.evaluate(KERNEL) == "busy", "frames should arrive while the cell runs"
+        assert page.evaluate(TRAINING_RUNS), "frames should arrive while the training cell runs"
         seen_busy = page.evaluate(f"{VIEW}.frameCount()")
 
         plot = page.locator(".sc-plot")
@@ -152,7 +156,7 @@ def test_quickstart_live_in_jupyterlab(lab):
         assert tooltip.locator("canvas.sc-thumb").count() == 1
 
         page.screenshot(path=str(ARTIFACTS / "jupyterlab_quickstart.png"))
-        page.wait_for_function(f"{KERNEL} === 'idle'", timeout=900_000, polling=1000)
+        page.wait_for_function(ALL_CELLS_RAN, timeout=900_000, polling=1000)
         page.evaluate(NEXT_PAINT)
         assert page.evaluate(f"{VIEW}.frameCount('sentrycam')") == 8
         assert page.evaluate(f"{VIEW}.frameCount('umap')") == 8
