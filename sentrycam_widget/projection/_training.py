@@ -73,6 +73,42 @@ class Plateau:
         return self.stale >= self.patience
 
 
+def optimise(
+    model: torch.nn.Module,
+    step_loss: Callable[[int], torch.Tensor],
+    *,
+    max_steps: int,
+    lr: float,
+    weight_decay: float,
+    decay_at: float,
+    plateau: Plateau,
+) -> tuple[int, float]:
+    """Adam on ``model`` for at most ``max_steps``; ``step_loss(i)`` gives step i's loss (i from 0).
+
+    The learning rate drops ×0.1 after ``decay_at`` of the budget. A plateau before that brings
+    the drop forward (the low-rate phase keeps its length, so the budget is never exceeded); a
+    plateau after it stops training. Returns (steps taken, last loss).
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+    decay_step, end = int(decay_at * max_steps), max_steps
+    step, loss_value = 0, float("nan")
+    while step < end:
+        if step == decay_step:
+            for group in optimizer.param_groups:
+                group["lr"] = lr * 0.1
+        loss = step_loss(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        loss_value = float(loss.detach())
+        if plateau.stop(loss_value):
+            if step > decay_step:
+                break
+            end, decay_step = step + (max_steps - decay_step), step
+    return step, loss_value
+
+
 def batched(
     fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch: int = 8192
 ) -> torch.Tensor:

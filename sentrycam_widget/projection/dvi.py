@@ -14,8 +14,9 @@ background / round-trip predictions (:mod:`.background`) are the same code Sentr
 comparison isolates the method: all points and a weight-space anchor (DVI) against a sample, a
 memory of frozen 2-D positions and temporal edges (SentryCam).
 
-Optimisation uses SentryCam's settings (Adam, lr 0.01, weight decay 1e-5, ×0.1 decay at 70% of
-the budget, early stop on a plateau). DVI trains for a number of passes over its edge list, so
+Optimisation follows the reference (Adam, lr 0.01, weight decay 1e-5) on SentryCam's schedule
+(:func:`._training.optimise`: ×0.1 decay at 70 % of the budget, brought forward by a loss plateau,
+stop at a plateau after it). DVI trains for a number of passes over its edge list, so
 its step budget grows with N: ``cold_epochs`` passes at the first checkpoint, ``warm_epochs``
 afterwards (at most ``max_steps``). That is what makes DVI slower than SentryCam at large N.
 
@@ -42,7 +43,7 @@ import torch
 
 from ..capture import Checkpoint, Head
 from ..errors import InputError
-from ._training import AutoencoderProjector, Plateau, Stage
+from ._training import AutoencoderProjector, Plateau, Stage, optimise
 from .autoencoder import Autoencoder, recalibrate_batchnorm
 from .background import logit_margin
 from .base import Frame, RunHistory
@@ -193,25 +194,24 @@ class DVIProjector(AutoencoderProjector):
         max_steps = min(
             self.max_steps, max(1, math.ceil(epochs * edges[0].size / self.batch_edges))
         )
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        decay_step = int(self.lr_decay_at * max_steps)
-        plateau = Plateau(self.window, self.patience, self.min_improvement)
         totals = {"umap": 0.0, "reconstruction": 0.0, "drift": 0.0}
-        model.train()
-        step = 0
-        for step in range(1, max_steps + 1):
-            if step == decay_step + 1:
-                for group in optimizer.param_groups:
-                    group["lr"] = self.lr * 0.1
+
+        def step_loss(_step: int) -> torch.Tensor:
             terms = self._batch_terms(x, edges, variance, anchor, drift_scale, rng, generator)
-            loss = terms["umap"] + self.recon_weight * terms["reconstruction"] + terms["drift"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
             for name, value in terms.items():
                 totals[name] += float(value.detach())
-            if plateau.stop(float(loss.detach())):
-                break
+            return terms["umap"] + self.recon_weight * terms["reconstruction"] + terms["drift"]
+
+        model.train()
+        step, _ = optimise(
+            model,
+            step_loss,
+            max_steps=max_steps,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            decay_at=self.lr_decay_at,
+            plateau=Plateau(self.window, self.patience, self.min_improvement),
+        )
         model.eval()
         recalibrate_batchnorm(model, x)
         result = {name: total / step for name, total in totals.items()}

@@ -19,7 +19,7 @@ import torch
 
 from ..capture import Checkpoint
 from ..errors import InputError, RunFormatError
-from ._training import AutoencoderProjector, Plateau, Stage
+from ._training import AutoencoderProjector, Plateau, Stage, optimise
 from .autoencoder import Autoencoder, recalibrate_batchnorm
 from .base import Frame, RunHistory
 from .graph import sample_edges, spatial_edges, temporal_edges
@@ -45,7 +45,7 @@ class _TrainingSet:
 class SentryCamProjector(AutoencoderProjector):
     """SentryCam: density-guided sample + working memory + GN-BN autoencoder, warm-started.
 
-    Optimisation follows the reference (Adam, lr 0.01, step decay ×0.1) but on a step budget
+    Optimisation follows the reference (Adam, step decay ×0.1) but on a step budget
     instead of epochs over the edge list: ``cold_steps`` for the first checkpoint, ``warm_steps``
     afterwards (the previous weights are already close), each step on ``batch_edges`` spatial and
     ``temporal_batch_edges`` temporal edges, with the batch's unique nodes encoded once. Training
@@ -65,6 +65,12 @@ class SentryCamProjector(AutoencoderProjector):
       the layout against the features' drift (trustworthiness fell ~0.01 per checkpoint); 0.3
       kept it level with similar frame-to-frame displacement.
     - ``weight_decay=1e-4`` (reference 1e-5): less over-fitting of the sample.
+    - Many small steps: ``batch_edges=250`` (+ 85 temporal) at ``lr=0.005`` (reference 0.01),
+      900 cold / 100 warm steps. At a fixed budget of node encodings, the number of optimiser
+      steps is what raised trustworthiness: 1,500-edge batches × 50 warm steps gave 0.876–0.899
+      per warm checkpoint, 250-edge batches × 100 steps 0.899–0.905 in 60 % of the time; larger
+      batches at the same step count, lr 0.01 or 0.02, a wider or narrower network, 3 or 10
+      negatives and reconstruction on part of the batch did not do better.
     """
 
     method: ClassVar[str] = "sentrycam"
@@ -81,15 +87,15 @@ class SentryCamProjector(AutoencoderProjector):
         memory_fraction: float = 0.05,
         memory_min_points: int = 50,
         temporal_k: int = 5,
-        cold_steps: int = 300,
-        warm_steps: int = 50,
-        batch_edges: int = 1500,
-        temporal_batch_edges: int = 500,
-        lr: float = 0.01,
+        cold_steps: int = 900,
+        warm_steps: int = 100,
+        batch_edges: int = 250,
+        temporal_batch_edges: int = 85,
+        lr: float = 0.005,
         weight_decay: float = 1e-4,
         lr_decay_at: float = 0.7,
         patience: int = 2,
-        window: int = 25,
+        window: int = 60,
         min_improvement: float = 0.01,
         recon_weight: float = 3.0,
         temporal_weight: float = 0.3,
@@ -230,42 +236,34 @@ class SentryCamProjector(AutoencoderProjector):
         """Fine-tune the network on ``data`` for at most ``max_steps``; returns (steps, last loss)."""
         model = self.model
         model.train()
-        optimizer = torch.optim.Adam(
-            model.parameters(), lr=self.lr, weight_decay=self.weight_decay, foreach=True
-        )
-        decay_step = int(self.lr_decay_at * max_steps)
-        plateau = Plateau(self.window, self.patience, self.min_improvement)
         spatial_draws = sample_edges(data.spatial[2], max_steps * self.batch_edges, rng)
         temporal_draws = None
         if data.temporal is not None:
             temporal_draws = sample_edges(
                 data.temporal[2], max_steps * self.temporal_batch_edges, rng
             )
-        step, loss_value = 0, float("nan")
-        for step in range(1, max_steps + 1):
-            if step == decay_step + 1:
-                for group in optimizer.param_groups:
-                    group["lr"] = self.lr * 0.1
-            batch = slice((step - 1) * self.batch_edges, step * self.batch_edges)
-            t_batch = slice(
-                (step - 1) * self.temporal_batch_edges, step * self.temporal_batch_edges
-            )
-            loss = self._batch_loss(
-                data,
-                spatial_draws[batch],
-                None if temporal_draws is None else temporal_draws[t_batch],
-                generator,
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_value = float(loss.detach())
-            if plateau.stop(loss_value):
-                break
+
+        def step_loss(step: int) -> torch.Tensor:
+            spatial = spatial_draws[step * self.batch_edges : (step + 1) * self.batch_edges]
+            temporal = None
+            if temporal_draws is not None:
+                t = self.temporal_batch_edges
+                temporal = temporal_draws[step * t : (step + 1) * t]
+            return self._batch_loss(data, spatial, temporal, generator)
+
+        steps, loss_value = optimise(
+            model,
+            step_loss,
+            max_steps=max_steps,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            decay_at=self.lr_decay_at,
+            plateau=Plateau(self.window, self.patience, self.min_improvement),
+        )
         model.eval()
         nodes = data.x if data.x_memory is None else torch.cat([data.x, data.x_memory])
         recalibrate_batchnorm(model, nodes)
-        return (step if max_steps else 0), loss_value
+        return steps, loss_value
 
     def _batch_loss(
         self,
