@@ -94,6 +94,12 @@ def test_demo_command_writes_run_and_contact_sheet(tmp_path, capsys):
     assert store.frame_indices("sentrycam") == [0, 1, 2]
     assert store.images is not None and store.images.shape == (1797, 8, 8)
     frame = store.frame("sentrycam", 2)
-    assert frame.background is not None and frame.metrics["trustworthiness"] > 0.8
+    assert frame.background is not None
+    # Floors from measurements of this very run (seed 0, epoch 3): SentryCam T(15) 0.974 and
+    # PPR 0.869; umap-learn (n_neighbors 15, min_dist 0.1, seed 0) on the same checkpoint
+    # T(15) 0.992. T must stay within the 0.03 of UMAP's; PPR within 0.07 of measured.
+    # A random or collapsed layout scores T ≈ 0.5.
+    assert frame.metrics["trustworthiness"] >= 0.992 - 0.03
+    assert frame.metrics["ppr"] >= 0.80
     sheet = Image.open(out / "contact_sheet.png")
     assert sheet.format == "PNG" and sheet.size == (3 * 320, 320)
