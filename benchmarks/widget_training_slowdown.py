@@ -8,7 +8,12 @@ warm-up (compilation of the first frame) happens before the first round. The slo
 median over rounds of on/off - 1, so a machine shared with other jobs shows as spread across
 rounds rather than as a bias.
 
-    python benchmarks/widget_training_slowdown.py --rounds 3 --epochs 5 --nice 10 --json out.json
+    python benchmarks/widget_training_slowdown.py --rounds 7 --epochs 20 --nice 10 --json out.json
+
+A digits epoch takes ~0.04 s, so blocks of 20 epochs keep the worker busy for the whole "on"
+block (the worst case: a real model's epochs are longer than a projection) and 7 rounds make
+the median steadier than a few short blocks (3 rounds of 5 epochs scattered from −20 % to
++15 % per round on the same build).
 """
 
 from __future__ import annotations
@@ -87,8 +92,8 @@ def measure(rounds: int, epochs: int, nice: int, run_dir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=5, help="epochs per block")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--epochs", type=int, default=20, help="epochs per block")
     parser.add_argument("--nice", type=int, default=10, help="worker nice increment")
     parser.add_argument(
         "--train-threads", type=int, default=None, help="torch threads of the training loop"

@@ -21,6 +21,11 @@ process-wide default that every thread reads on its first parallel operation (ch
 torch 2.13: a thread that had not used torch yet came up with 1 thread after the worker's
 call). The monitor therefore fixes the constructing (training) thread's own setting first, so
 training keeps the thread count it had.
+
+While a worker runs, Python's GIL switch interval is 0.5 ms instead of 5 ms (restored when the
+last worker ends): the projector's many small torch steps hold the GIL between ops, and a
+training loop of small ops waited up to the full interval at each of its own (digits CNN, 20
+epochs per block: training +23 % with the monitor on at 5 ms against +7 % at 0.5 ms).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import sys
 import threading
 import time
 import warnings
@@ -52,6 +58,33 @@ log = logging.getLogger("sentrycam_widget")
 
 _MAX_THUMBNAIL_BYTES = 16 * 1024 * 1024
 AlertCallback = Callable[[dict[str, Any]], None]
+
+
+class _GilSwitchInterval:
+    """Shortens Python's GIL switch interval while at least one worker runs (module doc)."""
+
+    SECONDS = 0.0005
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = sys.getswitchinterval()
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._saved, self.SECONDS))
+            self._users += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                sys.setswitchinterval(self._saved)
+
+
+_GIL_SWITCH = _GilSwitchInterval()
 
 
 @dataclass
@@ -183,6 +216,7 @@ class Monitor:
         self._worker_nice = int(worker_nice)
         torch.set_num_threads(torch.get_num_threads())  # pin this thread's count (module doc)
         self._worker = threading.Thread(target=self._run, name="sentrycam-worker", daemon=True)
+        _GIL_SWITCH.acquire()  # released by the worker when it ends
         self._worker.start()
 
     # ------------------------------------------------------------------ training-thread API
@@ -260,6 +294,8 @@ class Monitor:
             self._publish_status(drained=True)
         except BaseException as exc:  # any failure must reach close() and the widget
             self._fail(exc)
+        finally:
+            _GIL_SWITCH.release()
 
     def _fail(self, exc: BaseException) -> None:
         self._error = exc

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from widget_synthetic import synthetic_checkpoint
 
 from sentrycam_widget import demo
@@ -163,6 +164,21 @@ def test_worker_thread_limit_leaves_the_training_thread_alone(tmp_path):
         [*run, with_monitor], capture_output=True, text=True, env=env, check=True, timeout=120
     )
     assert monitored.stdout.split()[-1] == default.stdout.strip()
+
+
+def test_gil_switch_interval_is_short_while_a_worker_runs_and_restored_after(tmp_path):
+    """Training waits ≤ 0.5 ms for the GIL while projecting (module doc); the user's setting
+    comes back once the last of two overlapping monitors has closed."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    probe = (torch.zeros((30, 4)), np.arange(30) % 3)
+    before = sys.getswitchinterval()
+    first = Monitor(model, probe=probe, run_dir=tmp_path / "a")
+    second = Monitor(model, probe=probe, run_dir=tmp_path / "b")
+    assert sys.getswitchinterval() == pytest.approx(0.0005)
+    first.close()
+    assert sys.getswitchinterval() == pytest.approx(0.0005)
+    second.close()
+    assert sys.getswitchinterval() == before
 
 
 @pytest.mark.slow
