@@ -25,7 +25,7 @@ training keeps the thread count it had.
 While a worker runs, Python's GIL switch interval is 0.5 ms instead of 5 ms (restored when the
 last worker ends): the projector's many small torch steps hold the GIL between ops, and a
 training loop of small ops waited up to the full interval at each of its own (digits CNN, 20
-epochs per block: training +23 % with the monitor on at 5 ms against +7 % at 0.5 ms).
+epochs per block: training +23 % with the monitor on at 5 ms against +7–10 % at 0.5 ms).
 """
 
 from __future__ import annotations
@@ -217,7 +217,11 @@ class Monitor:
         torch.set_num_threads(torch.get_num_threads())  # pin this thread's count (module doc)
         self._worker = threading.Thread(target=self._run, name="sentrycam-worker", daemon=True)
         _GIL_SWITCH.acquire()  # released by the worker when it ends
-        self._worker.start()
+        try:
+            self._worker.start()
+        except BaseException:
+            _GIL_SWITCH.release()
+            raise
 
     # ------------------------------------------------------------------ training-thread API
     def checkpoint(self, epoch: int, val_loss: float | None = None, **scalars: float) -> int | None:
