@@ -50,6 +50,7 @@ from .alerts import AlertEngine
 from .capture import Checkpoint, ProbeSet, Recorder, images_from_inputs
 from .errors import InputError, WorkerError
 from .pipeline import HistoryBefore, project_checkpoint
+from .projection import graph
 from .projection.base import Frame, Projector, available_methods, make_projector
 from .store import RunStore
 from .widget import SentryCamWidget, widget_from_store
@@ -288,6 +289,7 @@ class Monitor:
         _lower_priority(self._worker_nice)
         torch.set_num_threads(self._worker_threads)
         try:
+            graph.warm_up()  # while the first epoch trains, not in the first frame's latency
             while (job := self._queue.take()) is not None:
                 kind, checkpoints = job
                 if kind == "live":

@@ -1,7 +1,7 @@
 """Graphs the projector is trained on: spatial fuzzy kNN edges and temporal memory edges.
 
 Spatial (SPEC §2.2): exact kNN (or pynndescent for large sets) turned into UMAP's fuzzy
-simplicial set (umap-learn's ``fuzzy_simplicial_set``, vectorised), very weak edges dropped. Temporal
+simplicial set by umap-learn's ``fuzzy_simplicial_set``, very weak edges dropped. Temporal
 (SPEC §2.3): each current node linked to its cosine-nearest memory nodes. Edges are returned as
 ``(head, tail, weight)`` arrays and sampled with probability proportional to weight (not DVI's
 inverse weighting). Shared with the DVI baseline.
@@ -78,24 +78,25 @@ def fuzzy_edges(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """UMAP's fuzzy simplicial set of a kNN graph as directed ``(head, tail, weight)`` edges.
 
-    The same computation as umap-learn's ``fuzzy_simplicial_set`` with its defaults
-    (local_connectivity 1, set_op_mix_ratio 1; the tests check equality against it), written
-    vectorised in numpy: umap-learn's numba kernels cost 10–20 s of compilation in every fresh
-    process and their OpenMP thread pool, once started, slows torch's training steps ~10× on
-    2 cores. Symmetrised by fuzzy union A + Aᵀ − A∘Aᵀ (both directions of every edge are
-    returned, with equal weight); edges weaker than ``min_weight_fraction · max(weight)`` are
-    dropped (UMAP drops those below max/n_epochs; the reference's max/3 discards most of the
-    graph).
+    umap-learn's ``fuzzy_simplicial_set`` on the precomputed neighbours, with its defaults
+    (local_connectivity 1, fuzzy union A + Aᵀ − A∘Aᵀ; both directions of every edge are
+    returned, with equal weight). Its first call in a process loads umap-learn and its numba
+    kernels (≈ 6 s with a warm cache, which ``python -m sentrycam_widget warmup`` fills); later
+    calls take milliseconds. Edges weaker than ``min_weight_fraction · max(weight)`` are dropped
+    (UMAP drops those below max/n_epochs; the reference's max/3 discards most of the graph).
     """
-    import scipy.sparse
+    from umap.umap_ import fuzzy_simplicial_set
 
     n, k = knn_indices.shape
-    sigmas, rhos = smooth_knn_dist(knn_dists, float(k))
-    rows, cols, vals = membership_strengths(knn_indices, knn_dists, sigmas, rhos)
-    graph = scipy.sparse.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
-    graph.eliminate_zeros()
-    product = graph.multiply(graph.T)
-    graph = (graph + graph.T - product).tocoo()
+    graph, _, _ = fuzzy_simplicial_set(
+        np.empty((n, 0), dtype=np.float32),  # only its row count is read when kNN are given
+        k,
+        np.random.RandomState(0),
+        "euclidean",
+        knn_indices=np.ascontiguousarray(knn_indices, dtype=np.int64),
+        knn_dists=np.ascontiguousarray(knn_dists, dtype=np.float32),
+    )
+    graph = graph.tocoo()
     graph.eliminate_zeros()
     keep = graph.data >= min_weight_fraction * graph.data.max()
     return (
@@ -105,61 +106,9 @@ def fuzzy_edges(
     )
 
 
-_SMOOTH_K_TOLERANCE = 1e-5
-_MIN_K_DIST_SCALE = 1e-3
-
-
-def smooth_knn_dist(
-    knn_dists: np.ndarray, k: float, n_iter: int = 64
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-point ``(sigma, rho)`` of UMAP (local_connectivity 1, bandwidth 1), all rows at once.
-
-    rho = distance to the nearest non-zero neighbour; sigma from a binary search making
-    sum_j exp(-(d_ij - rho) / sigma) = log2(k) over the neighbours after column 0 (self), with
-    umap-learn's tolerance and its floor of 1e-3 × the mean neighbour distance.
-    """
-    dists = np.asarray(knn_dists, dtype=np.float64)
-    n = dists.shape[0]
-    target = np.log2(k)
-    positive = np.where(dists > 0.0, dists, np.inf)
-    rho = positive.min(axis=1)
-    rho[~np.isfinite(rho)] = 0.0
-    shifted = dists[:, 1:] - rho[:, None]
-    # exp only of the distances beyond rho: the others count 1 and would overflow for small sigma
-    beyond = np.maximum(shifted, 0.0)
-    lo = np.zeros(n)
-    hi = np.full(n, np.inf)
-    mid = np.ones(n)
-    active = np.ones(n, dtype=bool)
-    for _ in range(n_iter):
-        psum = np.where(shifted > 0, np.exp(-beyond / mid[:, None]), 1.0).sum(axis=1)
-        active &= np.abs(psum - target) >= _SMOOTH_K_TOLERANCE
-        if not active.any():
-            break
-        above = active & (psum > target)
-        below = active & ~above
-        hi = np.where(above, mid, hi)
-        lo = np.where(below, mid, lo)
-        mid = np.where(above, (lo + hi) / 2.0, mid)
-        mid = np.where(below & np.isinf(hi), mid * 2.0, np.where(below, (lo + hi) / 2.0, mid))
-    floor = _MIN_K_DIST_SCALE * np.where(rho > 0.0, dists.mean(axis=1), dists.mean())
-    return np.maximum(mid, floor), rho
-
-
-def membership_strengths(
-    knn_indices: np.ndarray, knn_dists: np.ndarray, sigmas: np.ndarray, rhos: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Directed memberships w_ij = exp(-(d_ij - rho_i) / sigma_i); 1 within rho, 0 to itself."""
-    n, k = knn_indices.shape
-    excess = np.asarray(knn_dists, dtype=np.float64) - rhos[:, None]
-    with np.errstate(divide="ignore", over="ignore"):
-        vals = np.exp(-excess / sigmas[:, None])
-    vals = np.where((excess <= 0.0) | (sigmas[:, None] == 0.0), 1.0, vals)
-    rows = np.repeat(np.arange(n), k)
-    vals = np.where(knn_indices == np.arange(n)[:, None], 0.0, vals).ravel()
-    cols = knn_indices.ravel()
-    valid = cols >= 0
-    return rows[valid], cols[valid], vals[valid].astype(np.float32)
+def warm_up() -> None:
+    """Load umap-learn's fuzzy-set kernels now (≈ 6 s once per process), e.g. while training runs."""
+    fuzzy_edges(*knn_graph(np.arange(8, dtype=np.float32).reshape(4, 2), 3))
 
 
 def spatial_edges(
