@@ -18,7 +18,7 @@ import torch
 
 from ..capture import Checkpoint
 from ..errors import InputError, RunFormatError
-from .autoencoder import Autoencoder
+from .autoencoder import Autoencoder, recalibrate_batchnorm
 from .background import decision_background, reconstruction_predictions, square_extent
 from .base import Frame, Projector
 
@@ -123,9 +123,17 @@ class AutoencoderProjector(Projector):
     """Base of the projectors that fine-tune one warm-started autoencoder across a run.
 
     Holds what SentryCam and DVI do alike: the options every such projector has, the seeded
-    generators of each update, checking each checkpoint against the run so far, building the
-    frame from the network and saving / loading the weights.
+    generators of each update, checking each checkpoint against the run so far, training the
+    network on the shared schedule, building the frame from the network and saving / loading
+    the weights. Subclasses set the optimiser options below.
     """
+
+    lr: float
+    weight_decay: float
+    lr_decay_at: float
+    window: int
+    patience: int
+    min_improvement: float
 
     def __init__(
         self, seed: int, device: str, resolution: int, k: int, widths: list[int] | None
@@ -186,6 +194,25 @@ class AutoencoderProjector(Projector):
                 f"checkpoint index {checkpoint.index} does not follow the last projected "
                 f"index {self.last_index}; update() needs increasing indices"
             )
+
+    def _train(
+        self, step_loss: Callable[[int], torch.Tensor], max_steps: int, nodes: torch.Tensor
+    ) -> tuple[int, float]:
+        """:func:`optimise` the network with this projector's options, then put it in eval mode
+        with batch-norm statistics of its training ``nodes``; returns (steps, last loss)."""
+        self.model.train()
+        steps, loss = optimise(
+            self.model,
+            step_loss,
+            max_steps=max_steps,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            decay_at=self.lr_decay_at,
+            plateau=Plateau(self.window, self.patience, self.min_improvement),
+        )
+        self.model.eval()
+        recalibrate_batchnorm(self.model, nodes)
+        return steps, loss
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)

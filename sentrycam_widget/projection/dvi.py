@@ -43,12 +43,12 @@ import torch
 
 from ..capture import Checkpoint, Head
 from ..errors import InputError
-from ._training import AutoencoderProjector, Plateau, Stage, optimise
-from .autoencoder import Autoencoder, recalibrate_batchnorm
+from ._training import AutoencoderProjector, Stage
+from .autoencoder import Autoencoder
 from .background import logit_margin
 from .base import Frame, RunHistory
 from .graph import fuzzy_edges, knn_graph, sample_edges
-from .losses import reconstruction_loss, umap_cross_entropy
+from .losses import mean_feature_variance, reconstruction_loss, umap_cross_entropy
 
 BOUNDARY_MARGIN = 0.1
 _BISECTION_STEPS = 12
@@ -188,7 +188,7 @@ class DVIProjector(AutoencoderProjector):
         """Train for ``epochs`` passes over the edges (early-stopped); mean loss terms per step."""
         model = self.model
         x = self._tensor(nodes)
-        variance = max(float(nodes.var(axis=0, dtype=np.float64).mean()), 1e-12)
+        variance = mean_feature_variance(nodes)
         anchor = [p.detach().clone() for p in model.parameters()]
         drift_scale = self.drift_weight * mean_npr
         max_steps = min(
@@ -202,18 +202,7 @@ class DVIProjector(AutoencoderProjector):
                 totals[name] += float(value.detach())
             return terms["umap"] + self.recon_weight * terms["reconstruction"] + terms["drift"]
 
-        model.train()
-        step, _ = optimise(
-            model,
-            step_loss,
-            max_steps=max_steps,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            decay_at=self.lr_decay_at,
-            plateau=Plateau(self.window, self.patience, self.min_improvement),
-        )
-        model.eval()
-        recalibrate_batchnorm(model, x)
+        step, _ = self._train(step_loss, max_steps, x)
         result = {name: total / step for name, total in totals.items()}
         result.update(mean_npr=mean_npr, steps=float(step))
         return result

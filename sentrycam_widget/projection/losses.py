@@ -8,6 +8,7 @@ shuffled copy of the batch, target 0; binary cross-entropy with q clamped to [1e
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 UMAP_A = 1.5769434602697652
@@ -40,6 +41,12 @@ def umap_cross_entropy(
     loss_pos = -torch.log(q_pos.clamp(_Q_MIN, 1.0))
     loss_neg = -torch.log((1.0 - q_neg).clamp(_Q_MIN, 1.0))
     return torch.cat([loss_pos, loss_neg]).mean()
+
+
+def mean_feature_variance(x: np.ndarray) -> float:
+    """Mean per-feature variance of ``x`` (floored at 1e-12): dividing the reconstruction MSE by
+    it makes the loss, and so its weight, independent of the layer's scale."""
+    return max(float(x.var(axis=0, dtype=np.float64).mean()), 1e-12)
 
 
 def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:

@@ -19,11 +19,11 @@ import torch
 
 from ..capture import Checkpoint
 from ..errors import InputError, RunFormatError
-from ._training import AutoencoderProjector, Plateau, Stage, optimise
-from .autoencoder import Autoencoder, recalibrate_batchnorm
+from ._training import AutoencoderProjector, Stage
+from .autoencoder import Autoencoder
 from .base import Frame, RunHistory
 from .graph import sample_edges, spatial_edges, temporal_edges
-from .losses import anchor_hinge, reconstruction_loss, umap_cross_entropy
+from .losses import anchor_hinge, mean_feature_variance, reconstruction_loss, umap_cross_entropy
 from .memory import MemoryBank, MemorySet, remember
 from .sampling import SampleResult, density_guided_sample
 
@@ -216,8 +216,9 @@ class SentryCamProjector(AutoencoderProjector):
         spatial: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> _TrainingSet:
         x_sample = checkpoint.features[sample.indices]
-        variance = max(float(x_sample.var(axis=0, dtype=np.float64).mean()), 1e-12)
-        data = _TrainingSet(x=self._tensor(x_sample), spatial=spatial, variance=variance)
+        data = _TrainingSet(
+            x=self._tensor(x_sample), spatial=spatial, variance=mean_feature_variance(x_sample)
+        )
         memory = self.memory.memory_for(checkpoint.index, checkpoint.features)
         if memory is not None:
             data.memory = memory
@@ -235,8 +236,6 @@ class SentryCamProjector(AutoencoderProjector):
         generator: torch.Generator,
     ) -> tuple[int, float]:
         """Fine-tune the network on ``data`` for at most ``max_steps``; returns (steps, last loss)."""
-        model = self.model
-        model.train()
         spatial_draws = sample_edges(data.spatial[2], max_steps * self.batch_edges, rng)
         temporal_draws = None
         if data.temporal is not None:
@@ -252,19 +251,8 @@ class SentryCamProjector(AutoencoderProjector):
                 temporal = temporal_draws[step * t : (step + 1) * t]
             return self._batch_loss(data, spatial, temporal, generator)
 
-        steps, loss_value = optimise(
-            model,
-            step_loss,
-            max_steps=max_steps,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            decay_at=self.lr_decay_at,
-            plateau=Plateau(self.window, self.patience, self.min_improvement),
-        )
-        model.eval()
         nodes = data.x if data.x_memory is None else torch.cat([data.x, data.x_memory])
-        recalibrate_batchnorm(model, nodes)
-        return steps, loss_value
+        return self._train(step_loss, max_steps, nodes)
 
     def _batch_loss(
         self,
