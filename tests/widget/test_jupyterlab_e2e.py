@@ -38,6 +38,19 @@ ALL_CELLS_RAN = (
 )
 
 
+def _slider_home_changes_picture(page) -> bool:
+    """Bring the plot into view, move the slider to the first checkpoint with the keyboard and
+    compare the plot's pixels before and after."""
+    plot = page.locator(".sc-plot")
+    plot.scroll_into_view_if_needed()
+    page.evaluate(NEXT_PAINT)
+    before = plot.screenshot()
+    page.locator(".sc-slider").focus()
+    page.keyboard.press("Home")
+    page.evaluate(NEXT_PAINT)
+    return plot.screenshot() != before
+
+
 class _Lab(str):
     """The server's base URL, with ``root`` = the directory it serves."""
 
@@ -135,15 +148,9 @@ def test_quickstart_live_in_jupyterlab(lab):
         assert page.evaluate(TRAINING_RUNS), "frames should arrive while the training cell runs"
         seen_busy = page.evaluate(f"{VIEW}.frameCount()")
 
-        plot = page.locator(".sc-plot")
-        plot.scroll_into_view_if_needed()
-        page.evaluate(NEXT_PAINT)
-        before = plot.screenshot()
-        page.locator(".sc-slider").focus()
-        page.keyboard.press("Home")
-        page.evaluate(NEXT_PAINT)
+        assert _slider_home_changes_picture(page), "moving the slider must change the picture"
         assert page.locator(".sc-epoch").text_content().startswith("epoch 0 ")
-        assert plot.screenshot() != before, "moving the slider must change the picture"
+        plot = page.locator(".sc-plot")
 
         target = page.evaluate(
             f"() => {{ const v = {VIEW}; const f = v.frameAt(); return v.plot.toClient(f.x[5], f.y[5]); }}"
@@ -196,13 +203,6 @@ def test_saved_notebook_reopens_with_every_frame(lab, tmp_path, monkeypatch):
         page.goto(f"{lab}/lab/tree/saved.ipynb")
         page.wait_for_function(f"({VIEW}?.frameCount() ?? 0) === 3", timeout=120_000, polling=250)
         assert page.locator(".sc-epoch").text_content().startswith("epoch 2 ")
-        plot = page.locator(".sc-plot")
-        plot.scroll_into_view_if_needed()
-        page.evaluate(NEXT_PAINT)
-        before = plot.screenshot()
-        page.locator(".sc-slider").focus()
-        page.keyboard.press("Home")
-        page.evaluate(NEXT_PAINT)
-        assert plot.screenshot() != before
+        assert _slider_home_changes_picture(page)
         page.screenshot(path=str(ARTIFACTS / "jupyterlab_saved_notebook.png"))
         browser.close()
