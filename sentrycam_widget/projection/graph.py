@@ -96,8 +96,7 @@ def fuzzy_edges(
         knn_indices=np.ascontiguousarray(knn_indices, dtype=np.int64),
         knn_dists=np.ascontiguousarray(knn_dists, dtype=np.float32),
     )
-    graph = graph.tocoo()
-    graph.eliminate_zeros()
+    graph = graph.tocoo()  # umap-learn has already dropped explicit zeros
     keep = graph.data >= min_weight_fraction * graph.data.max()
     return (
         graph.row[keep].astype(np.int64),
