@@ -15,9 +15,8 @@ import pytest
 from PIL import Image
 from widget_synthetic import synthetic_checkpoint, synthetic_frame
 
-from sentrycam_widget.capture import Checkpoint
 from sentrycam_widget.html_export import export_html
-from sentrycam_widget.projection.base import Background, Frame
+from sentrycam_widget.records import Background, Checkpoint, Frame
 from sentrycam_widget.render import palette
 from sentrycam_widget.widget import SentryCamWidget
 
