@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from .alerts import AlertEngine
-from .capture import Checkpoint, ProbeSet, Recorder, TorchHead, images_from_inputs
+from .capture import ProbeSet, Recorder, images_from_inputs
 from .checks import (
     check_feature_values,
     check_label_range,
@@ -60,7 +60,8 @@ from .errors import InputError, WorkerError
 from .monitor_threads import GIL_SWITCH, CheckpointQueue, lower_priority
 from .pipeline import HistoryBefore, project_checkpoint
 from .projection import graph
-from .projection.base import Frame, Projector, available_methods, make_projector
+from .projection.base import Projector, available_methods, make_projector
+from .records import Checkpoint, Frame, TorchHead
 from .store import RunStore
 from .widget import SentryCamWidget, widget_from_store
 

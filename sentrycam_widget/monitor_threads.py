@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from .capture import Checkpoint
+from .records import Checkpoint
 
 log = logging.getLogger("sentrycam_widget")
 
