@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..capture import Checkpoint
 from ..errors import InputError
 from ..metrics import eval_indices
-from ..projection.base import Frame
+from ..records import Checkpoint, Frame
 from .catalogue import SIGNALS, SignalSpec
 from .rules import Firing, ReferenceRule, RobustRule
 from .signals import (
