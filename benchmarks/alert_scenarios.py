@@ -170,7 +170,7 @@ def run_scenario(spec: RunSpec) -> dict[str, Any]:
             group["lr"] = plan["lr"]
         keep = torch.isin(data.y_train, torch.as_tensor(plan["classes"]))
         x_train, y_train = data.x_train.clone(), data.y_train.clone()
-        n_flip = int(round(plan["flip"] * len(y_train)))
+        n_flip = round(plan["flip"] * len(y_train))
         y_train[flip_order[:n_flip]] = (y_train[flip_order[:n_flip]] + 1) % 10
         x_train = (1 - plan["shift"]) * x_train + plan["shift"] * (1 - x_train)
         x_train, y_train = x_train[keep], y_train[keep]

@@ -18,10 +18,10 @@ Triggers live in :mod:`.rules`, the signal catalogue in :mod:`.catalogue` and th
 
 from __future__ import annotations
 
+from ..records import Alert
 from .catalogue import REFERENCE_SIGNALS, SIGNALS, SignalSpec, first_firing
 from .early import EARLY_SIGNALS, EarlySignal, EarlyWatch
 from .engine import AlertEngine
-from .record import Alert
 from .rules import Firing, ReferenceRule, RobustRule, TrendRule
 from .signals import (
     class_accuracies,

@@ -12,7 +12,7 @@ projected once per epoch — and watches signals that need nothing else:
 Each signal has a :class:`~.rules.TrendRule` (a sustained move from its best smoothed level,
 after a warm-up). An alert is raised when a signal starts firing (not again while it keeps
 firing), and ``early_combined`` when signals of at least two families have started firing
-within ``agreement_window`` looks. Alerts are :class:`~.record.Alert` records with ``step``.
+within ``agreement_window`` looks. Alerts are :class:`~sentrycam_widget.records.Alert` records with ``step``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..metrics import eval_indices
-from .record import Alert
+from ..records import Alert
 from .rules import TrendRule
 from .signals import (
     class_accuracies,
