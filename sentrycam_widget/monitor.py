@@ -61,24 +61,25 @@ from .monitor_threads import GIL_SWITCH, CheckpointQueue, lower_priority
 from .pipeline import HistoryBefore, project_checkpoint
 from .projection import graph
 from .projection.base import Projector, available_methods, make_projector
-from .records import Checkpoint, Frame, TorchHead
+from .records import Alert, Checkpoint, Frame, TorchHead
 from .store import RunStore
 from .widget import SentryCamWidget, widget_from_store
 
 log = logging.getLogger("sentrycam_widget")
 
 _MAX_THUMBNAIL_BYTES = 16 * 1024 * 1024
-AlertCallback = Callable[[dict[str, Any]], None]
+AlertCallback = Callable[[Alert], None]
 
 
 class Monitor:
     """Watch a model learn: ``mon = Monitor(model, probe=(x, y)); mon; mon.checkpoint(epoch)``.
 
-    ``methods`` are projection methods (``available_methods()``); ``run_dir`` is where the run is
-    recorded (default ``runs/<date-time>``); ``queue_size`` bounds the checkpoints waiting for
-    the worker; ``on_alert(alert)`` is called (on the worker thread) for every alert raised;
-    ``device`` is passed to the projectors (e.g. ``"cuda"``). ``images`` are thumbnails for the
-    hover tooltip (default: derived from image-like probe inputs).
+        ``methods`` are projection methods (``available_methods()``); ``run_dir`` is where the run is
+        recorded (default ``runs/<date-time>``); ``queue_size`` bounds the checkpoints waiting for
+        the worker; ``on_alert(alert)`` is called (on the worker thread) with each alert raised, an
+    :class:`~sentrycam_widget.records.Alert` whose ``method`` is set;
+        ``device`` is passed to the projectors (e.g. ``"cuda"``). ``images`` are thumbnails for the
+        hover tooltip (default: derived from image-like probe inputs).
     """
 
     def __init__(
@@ -103,7 +104,7 @@ class Monitor:
         if int(queue_size) < 1:
             raise InputError(f"queue_size must be >= 1, got {queue_size}")
         if on_alert is not None and not callable(on_alert):
-            raise InputError("on_alert must be callable(alert_dict)")
+            raise InputError("on_alert must be callable(alert), alert a sentrycam_widget.Alert")
         check_model_has_data(model)
         probe_set = ProbeSet.from_any(probe, images=images)
         check_point_count(probe_set.n_points, "the probe set")
@@ -138,8 +139,8 @@ class Monitor:
         self._announced = -1
         self._gap_states: dict[tuple[str, int], dict[str, Any]] = {}
         self.alert_engines = {m: AlertEngine() for m in self.methods}
-        self._held_alerts: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        self.alerts: list[dict[str, Any]] = []
+        self._held_alerts: dict[tuple[str, int], list[Alert]] = {}
+        self.alerts: list[Alert] = []
         self._last_live = -1
         self._error: BaseException | None = None
         self._failures: list[tuple[str, BaseException]] = []
@@ -402,8 +403,11 @@ class Monitor:
         engine = self.alert_engines[method]
         held = self._held_alerts.pop((method, checkpoint.index), [])
 
+        raised: list[Alert] = []
+
         def attach_alerts(frame: Frame) -> None:
-            frame.alerts.extend(engine.update(checkpoint, frame) if live else held)
+            raised.extend(engine.update(checkpoint, frame) if live else held)
+            frame.alerts.extend(alert.to_dict() for alert in raised)
 
         self._projecting = f"{method} @ epoch {checkpoint.epoch}"
         self.widget.set_status(self._status())
@@ -413,22 +417,22 @@ class Monitor:
         self._projecting = None
         self.widget.add_frame(frame, self._status())
         if live:
-            self._deliver_alerts(method, frame.epoch, frame.alerts)
+            self._deliver_alerts(method, frame.epoch, raised)
 
-    def _deliver_alerts(self, method: str, epoch: int, alerts: list[dict[str, Any]]) -> None:
+    def _deliver_alerts(self, method: str, epoch: int, alerts: list[Alert]) -> None:
         """Log each alert once and hand it to ``on_alert`` (on this worker thread); a raising
         callback is logged with its traceback and recording goes on."""
         for alert in alerts:
-            record = {"method": method, **alert}
+            record = dataclasses.replace(alert, method=method)
             self.alerts.append(record)
-            log.warning("sentrycam alert at epoch %s (%s): %s", epoch, method, alert["explanation"])
+            log.warning("sentrycam alert at epoch %s (%s): %s", epoch, method, alert.explanation)
             if self._on_alert is not None:
                 try:
                     self._on_alert(record)
                 except Exception as exc:
                     log.error(
                         "on_alert raised for the %s alert at epoch %s; recording goes on",
-                        alert.get("signal"),
+                        alert.signal,
                         epoch,
                         exc_info=exc,
                     )
