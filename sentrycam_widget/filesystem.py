@@ -22,11 +22,11 @@ import contextlib
 import glob as globlib
 import io
 import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ._atomic_io import atomic_write, fsync_dir, write_temp
 from .errors import InputError
 
 Writer = Callable[[BinaryIO], None]
@@ -113,42 +113,23 @@ class LocalDir(RunDir):
     def write(self, key: str, write: Writer) -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._write_temp(path, write)
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
+        atomic_write(path, write)
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._write_temp(path, lambda handle: handle.write(data))
+        tmp = write_temp(path, lambda handle: handle.write(data))
         try:
             os.link(tmp, path)
         except FileExistsError:
             return False
         finally:
             tmp.unlink(missing_ok=True)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return True
 
     def remove(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
-
-    @staticmethod
-    def _write_temp(path: Path, write: Writer) -> Path:
-        tmp = path.parent / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            with open(tmp, "wb") as handle:
-                write(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return tmp
 
     def __repr__(self) -> str:
         return f"LocalDir({self.location!r})"
@@ -272,14 +253,6 @@ def expand(pattern: str | os.PathLike[str]) -> list[str]:
     fs, root = _fsspec().core.url_to_fs(text)
     fs.invalidate_cache()
     return sorted(fs.unstrip_protocol(match) for match in fs.glob(root))
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _fsspec() -> Any:
