@@ -45,6 +45,10 @@ class RunDir(abc.ABC):
         """Where ``key`` lives, for messages (a path or a URL)."""
 
     @abc.abstractmethod
+    def where(self, key: str) -> Path | str:
+        """Where ``key`` lives, as a :class:`~pathlib.Path` on disk or else a URL."""
+
+    @abc.abstractmethod
     def exists(self, key: str) -> bool:
         """Whether a file (or a non-empty directory) is stored under ``key``."""
 
@@ -97,6 +101,9 @@ class LocalDir(RunDir):
 
     def describe(self, key: str) -> str:
         return str(self.path(key))
+
+    def where(self, key: str) -> Path:
+        return self.path(key)
 
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
@@ -156,6 +163,9 @@ class RemoteDir(RunDir):
 
     def describe(self, key: str) -> str:
         return f"{self._url}/{key}" if key else self._url
+
+    def where(self, key: str) -> str:
+        return self.describe(key)
 
     def exists(self, key: str) -> bool:
         full = self._full(key)

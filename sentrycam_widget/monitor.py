@@ -121,7 +121,7 @@ class Monitor:
         }
         thumbnails = _thumbnails(probe_set)
         self.store = RunStore.create(
-            _default_run_dir() if run_dir is None else Path(run_dir),
+            _default_run_dir() if run_dir is None else run_dir,
             probe_set.labels,
             class_names=class_names,
             layer=self._recorder.layer_name,
@@ -244,7 +244,7 @@ class Monitor:
         """Write one self-contained offline HTML file with every frame sent so far."""
         from .html_export import export_html
 
-        return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
+        return export_html(self.widget, path, title or f"sentrycam run {self.store.name}")
 
     @property
     def selection(self) -> np.ndarray:
@@ -505,7 +505,7 @@ class RunViewer:
     def save_html(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
         from .html_export import export_html
 
-        return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
+        return export_html(self.widget, path, title or f"sentrycam run {self.store.name}")
 
     @property
     def selection(self) -> np.ndarray:
