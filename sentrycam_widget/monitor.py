@@ -57,6 +57,7 @@ from .checks import (
     constant_features,
 )
 from .errors import InputError, WorkerError
+from .live import LiveFeed
 from .monitor_threads import GIL_SWITCH, CheckpointQueue, lower_priority
 from .pipeline import HistoryBefore, project_checkpoint
 from .probe import ProbeSet, images_from_inputs
@@ -252,9 +253,21 @@ class Monitor:
         return self.widget.selected
 
     @staticmethod
-    def open(run_dir: str | os.PathLike[str]) -> RunViewer:
-        """Show a recorded run (every stored checkpoint and frame) without a model."""
-        return RunViewer(run_dir)
+    def open(
+        run_dir: str | os.PathLike[str],
+        follow: bool = False,
+        *,
+        methods: Sequence[str] | None = None,
+        interval: float = 1.0,
+    ) -> RunViewer:
+        """Show a recorded run (every stored checkpoint and frame) without a model.
+
+        With ``follow`` the view keeps up with a run another process is still writing
+        (``python -m sentrycam_widget watch`` projecting it): every ``interval`` seconds new
+        checkpoints and frames of ``methods`` (default: those stored, else sentrycam) are
+        sent to the widget, until ``viewer.stop()``.
+        """
+        return RunViewer(run_dir, follow=follow, methods=methods, interval=interval)
 
     # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:
@@ -465,9 +478,27 @@ class Monitor:
 class RunViewer:
     """A recorded run in the widget (``Monitor.open``); display it or ``save_html`` it."""
 
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        follow: bool = False,
+        *,
+        methods: Sequence[str] | None = None,
+        interval: float = 1.0,
+    ) -> None:
         self.store = RunStore.open(run_dir)
-        self.widget = widget_from_store(self.store)
+        self.feed: LiveFeed | None = None
+        if follow:
+            self.feed = LiveFeed(self.store, methods, interval)
+            self.widget = self.feed.widget
+            self.feed.start()
+        else:
+            self.widget = widget_from_store(self.store)
+
+    def stop(self) -> None:
+        """Stop following the run (no-op for a snapshot view)."""
+        if self.feed is not None:
+            self.feed.stop()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
