@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from .alerts import AlertEngine
-from .capture import ProbeSet, Recorder, images_from_inputs
+from .capture import Recorder
 from .checks import (
     check_feature_values,
     check_label_range,
@@ -60,6 +60,7 @@ from .errors import InputError, WorkerError
 from .live import LiveFeed
 from .monitor_threads import GIL_SWITCH, CheckpointQueue, lower_priority
 from .pipeline import HistoryBefore, project_checkpoint
+from .probe import ProbeSet, images_from_inputs
 from .projection import graph
 from .projection.base import Projector, available_methods, make_projector
 from .records import Alert, Checkpoint, Frame, TorchHead
