@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import numbers
 import os
 import sys
 import threading
@@ -49,7 +50,7 @@ import torch
 from .alerts import AlertEngine
 from .capture import Checkpoint, ProbeSet, Recorder, images_from_inputs
 from .errors import InputError, WorkerError
-from .pipeline import HistoryBefore, project_checkpoint
+from .pipeline import HistoryBefore, project_checkpoint, project_run, resume_projector
 from .projection import graph
 from .projection.base import Frame, Projector, available_methods, make_projector
 from .store import RunStore
@@ -149,6 +150,13 @@ class Monitor:
     the worker; ``on_alert(alert)`` is called (on the worker thread) for every alert raised;
     ``device`` is passed to the projectors (e.g. ``"cuda"``). ``images`` are thumbnails for the
     hover tooltip (default: derived from image-like probe inputs).
+
+    ``methods=()`` makes a record-only monitor: checkpoints are written to the run directory (by
+    the worker) but nothing is projected and there is no widget (cluster jobs; project later
+    with ``sentrycam-widget project``). ``resume=True`` continues the run already in
+    ``run_dir`` (same probe labels) after a restart: new checkpoints are numbered after the
+    stored ones, frames the stored run lacks are backfilled first, projectors resume from the
+    stored frames and the widget shows the whole run; alert detectors start afresh.
     """
 
     def __init__(
@@ -168,6 +176,7 @@ class Monitor:
         method_options: dict[str, dict[str, Any]] | None = None,
         worker_threads: int = 1,
         worker_nice: int = 10,
+        resume: bool = False,
     ) -> None:
         self.methods = _check_methods(methods)
         if int(queue_size) < 1:
@@ -185,6 +194,8 @@ class Monitor:
             m: make_projector(m, **options[m]) for m in self.methods
         }
         thumbnails = _thumbnails(probe_set)
+        if resume and run_dir is None:
+            raise InputError("resume=True needs the run_dir of the run to continue")
         self.store = RunStore.create(
             _default_run_dir() if run_dir is None else Path(run_dir),
             probe_set.labels,
@@ -192,22 +203,28 @@ class Monitor:
             layer=self._recorder.layer_name,
             probe=probe_set.describe(),
             images=thumbnails,
+            exist_ok=bool(resume),
         )
-        self.widget = SentryCamWidget(
-            probe_set.labels,
-            {m: p.has_inverse for m, p in self._projectors.items()},
-            class_names=class_names,
-            thumbnails=thumbnails,
-        )
+        self.widget: SentryCamWidget | None = None
+        if self.methods:
+            self.widget = SentryCamWidget(
+                probe_set.labels,
+                {m: p.has_inverse for m, p in self._projectors.items()},
+                class_names=class_names,
+                thumbnails=thumbnails,
+            )
         self._on_alert = on_alert
         self._queue = _Queue(int(queue_size))
-        self._next_index = 0
-        self._announced = -1
+        stored = self.store.checkpoint_indices()
+        self._resumed = bool(stored)
+        self._next_index = stored[-1] + 1 if stored else 0
+        self._epoch = 0
+        self._announced = self._next_index - 1
         self._gap_states: dict[tuple[str, int], dict[str, Any]] = {}
         self.alert_engines = {m: AlertEngine() for m in self.methods}
         self._held_alerts: dict[tuple[str, int], list[dict[str, Any]]] = {}
         self.alerts: list[dict[str, Any]] = []
-        self._last_live = -1
+        self._last_live = self._next_index - 1
         self._error: BaseException | None = None
         self._warned = False
         self._closed = False
@@ -225,12 +242,48 @@ class Monitor:
             raise
 
     # ------------------------------------------------------------------ training-thread API
-    def checkpoint(self, epoch: int, val_loss: float | None = None, **scalars: float) -> int | None:
+    def checkpoint(
+        self,
+        epoch: int | None = None,
+        *,
+        step: int | None = None,
+        val_loss: float | None = None,
+        **scalars: float,
+    ) -> int | None:
         """Capture the model now and queue it for projection; returns the checkpoint index.
 
         Never waits for projection. After a worker failure nothing more is captured (the
         error is shown in the widget and raised by :meth:`close`).
+
+        Parameters
+        ----------
+        epoch
+            The epoch (int >= 0); left out, the last epoch given is kept (0 before any).
+        step
+            The global optimiser step (int >= 0), recorded beside the epoch; at least one of
+            ``epoch`` and ``step`` must be given.
+        val_loss
+            Validation loss, stored as the scalar ``val_loss``.
+        **scalars
+            Further numbers to store with the checkpoint (``train_loss=...``).
+
+        Returns
+        -------
+        int or None
+            The checkpoint's index in the run, or None after a worker failure.
         """
+        return self._record(self._recorder.capture, epoch, step=step, val_loss=val_loss, **scalars)
+
+    def _record(
+        self,
+        capture: Callable[..., Checkpoint],
+        epoch: int | None,
+        *,
+        step: int | None,
+        val_loss: float | None,
+        **scalars: float,
+    ) -> int | None:
+        """Number, capture (``capture(index=, epoch=, step=, scalars=)``) and queue a checkpoint."""
         if self._closed:
             raise InputError("this monitor is closed; create a new Monitor to record another run")
         if self._error is not None:
@@ -240,10 +293,15 @@ class Monitor:
                 )
                 self._warned = True
             return None
+        if epoch is None and step is None:
+            raise InputError("checkpoint() needs an epoch or a step (or both)")
+        if epoch is not None:
+            self._epoch = _count("epoch", epoch)
+        step = None if step is None else _count("step", step)
         if val_loss is not None:
             scalars = {"val_loss": val_loss, **scalars}
         index = self._next_index
-        checkpoint = self._recorder.capture(index=index, epoch=int(epoch), scalars=scalars)
+        checkpoint = capture(index=index, epoch=self._epoch, step=step, scalars=scalars)
         self._next_index += 1
         self._queue.put(checkpoint)
         return index
@@ -271,12 +329,16 @@ class Monitor:
 
     # ------------------------------------------------------------------ viewing
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        if self.widget is None:
+            return {"text/plain": f"record-only sentrycam monitor writing to {self.store.path}"}
         return self.widget._repr_mimebundle_(**kwargs)
 
     def save_html(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
         """Write one self-contained offline HTML file with every frame sent so far."""
         from .html_export import export_html
 
+        if self.widget is None:
+            raise InputError("a record-only monitor (methods=()) has no widget to save")
         return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
 
     @staticmethod
@@ -289,7 +351,10 @@ class Monitor:
         _lower_priority(self._worker_nice)
         torch.set_num_threads(self._worker_threads)
         try:
-            graph.warm_up()  # while the first epoch trains, not in the first frame's latency
+            if self.methods:
+                graph.warm_up()  # while the first epoch trains, not in the first frame's latency
+            if self._resumed:
+                self._continue_stored_run()
             while (job := self._queue.take()) is not None:
                 kind, checkpoints = job
                 if kind == "live":
@@ -302,6 +367,22 @@ class Monitor:
             self._fail(exc)
         finally:
             _GIL_SWITCH.release()
+
+    def _continue_stored_run(self) -> None:
+        """Backfill the stored run's missing frames, resume projectors, show the stored run."""
+        for method in self.methods:
+            project_run(self.store, method, threads=None, **self._options[method])
+            resume_projector(self._projectors[method], self.store, method, before=self._next_index)
+        if self.widget is None:
+            return
+        for checkpoint in self.store.checkpoints():
+            if checkpoint.index < self._next_index:
+                self._latest_epoch = checkpoint.epoch
+                self.widget.add_checkpoint(checkpoint)
+        for method in self.methods:
+            for frame in self.store.frames(method):
+                if frame.index < self._next_index:
+                    self.widget.add_frame(frame)
 
     def _fail(self, exc: BaseException) -> None:
         self._error = exc
@@ -322,7 +403,8 @@ class Monitor:
         self._latest_epoch = upto.epoch
         for checkpoint in [*skipped, upto]:
             self.store.append_checkpoint(checkpoint)
-            self.widget.add_checkpoint(checkpoint, self._status())
+            if self.widget is not None:
+                self.widget.add_checkpoint(checkpoint, self._status())
         self._announced = upto.index
         return skipped
 
@@ -397,7 +479,8 @@ class Monitor:
         }
 
     def _publish_status(self, drained: bool = False) -> None:
-        self.widget.set_status(self._status(drained))
+        if self.widget is not None:
+            self.widget.set_status(self._status(drained))
 
 
 class RunViewer:
@@ -420,14 +503,21 @@ def _check_methods(methods: Iterable[str]) -> list[str]:
     if isinstance(methods, str):
         methods = [methods]
     chosen = list(dict.fromkeys(methods))
-    if not chosen:
-        raise InputError("methods must name at least one projection method")
     unknown = [m for m in chosen if m not in available_methods()]
     if unknown:
         raise InputError(
             f"unknown projection method(s) {unknown}; available: {', '.join(available_methods())}"
         )
     return chosen
+
+
+def _count(name: str, value: Any) -> int:
+    """A non-negative integer epoch/step (ints, integral floats and numpy integers)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"{name} must be a non-negative integer, got {value!r}")
+    if value != int(value) or value < 0:
+        raise InputError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
 
 
 def _thumbnails(probe: ProbeSet) -> np.ndarray | None:

@@ -115,7 +115,7 @@ def project_run(
     frames: list[Frame] = []
     for stretch in _missing_stretches(missing, store.frame_indices(method)):
         projector = make_projector(method, **projector_options)
-        _resume(projector, store, method, before=stretch[0])
+        resume_projector(projector, store, method, before=stretch[0])
         for index in stretch:
             checkpoint = _readable_checkpoint(store, index)
             if checkpoint is None:
@@ -244,7 +244,23 @@ class HistoryBefore:
         return self._store.frame(method, index)
 
 
-def _resume(projector: Projector, store: RunStore, method: str, *, before: int) -> None:
+def resume_projector(projector: Projector, store: RunStore, method: str, *, before: int) -> None:
+    """Resume ``projector`` from the stored frames of ``method`` before checkpoint ``before``.
+
+    The saved projector state is used when it belongs to the last of those frames; a run
+    with no such frame leaves the projector fresh.
+
+    Parameters
+    ----------
+    projector
+        A new projector of ``method``.
+    store
+        The run.
+    method
+        The projection method whose frames to resume from.
+    before
+        Only frames of checkpoints with a smaller index are used.
+    """
     history = HistoryBefore(store, before)
     prior = history.frame_indices(method)
     if not prior:
