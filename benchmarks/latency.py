@@ -100,7 +100,7 @@ def umap_latency(run_dir: Path, indices: list[int], seed: int) -> dict[str, Any]
     from umap import UMAP
 
     from sentrycam_widget.metrics import frame_metrics
-    from sentrycam_widget.projection.base import Frame
+    from sentrycam_widget.records import Frame
     from sentrycam_widget.store import RunStore
 
     store = RunStore.open(run_dir)

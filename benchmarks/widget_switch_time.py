@@ -28,9 +28,12 @@ import comm  # noqa: E402
 import numpy as np  # noqa: E402
 from comm.base_comm import BaseComm  # noqa: E402
 
-from sentrycam_widget.capture import Checkpoint  # noqa: E402
 from sentrycam_widget.html_export import export_html  # noqa: E402
-from sentrycam_widget.projection.base import Background, Frame  # noqa: E402
+from sentrycam_widget.records import (  # noqa: E402
+    Background,
+    Checkpoint,
+    Frame,
+)
 from sentrycam_widget.widget import SentryCamWidget  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]

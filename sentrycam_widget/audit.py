@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .alerts import AlertEngine, first_firing
-from .capture import Checkpoint
 from .errors import InputError, RunFormatError
-from .projection.base import Frame
+from .records import Checkpoint, Frame
 from .store import RunStore, read_json, write_json
 
 log = logging.getLogger("sentrycam_widget")

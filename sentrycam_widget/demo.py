@@ -20,8 +20,8 @@ from torch import nn
 from .errors import InputError
 
 if TYPE_CHECKING:
-    from .capture import Checkpoint, Recorder
-    from .projection.base import Frame
+    from .capture import Recorder
+    from .records import Checkpoint, Frame
     from .store import RunStore
 
 

@@ -48,11 +48,12 @@ import numpy as np
 import torch
 
 from .alerts import AlertEngine
-from .capture import Checkpoint, ProbeSet, Recorder, images_from_inputs
+from .capture import ProbeSet, Recorder, images_from_inputs
 from .errors import InputError, WorkerError
 from .pipeline import HistoryBefore, project_checkpoint, project_run, resume_projector
 from .projection import graph
-from .projection.base import Frame, Projector, available_methods, make_projector
+from .projection.base import Projector, available_methods, make_projector
+from .records import Checkpoint, Frame
 from .store import RunStore
 from .widget import SentryCamWidget, widget_from_store
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .capture import Checkpoint, checkpoint_from_arrays
+from .capture import checkpoint_from_arrays
 from .errors import InputError, RunFormatError, SentryCamError
-from .projection.base import Frame, Projector, make_projector
+from .projection.base import Projector, make_projector
+from .records import Checkpoint, Frame
 from .store import DamagedEntryWarning, RunStore
 
 ProgressCallback = Callable[[Frame, int, int], None]

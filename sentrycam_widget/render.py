@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .projection.base import Background, Frame
+from .records import Background, Frame
 
 _TAB10 = [
     (31, 119, 180),

@@ -41,9 +41,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from .capture import Checkpoint, Head, LinearHead, TorchHead
 from .errors import InputError, RunFormatError
-from .projection.base import Background, Frame
+from .records import Background, Checkpoint, Frame, Head, LinearHead, TorchHead
 
 FORMAT = "sentrycam-run"
 VERSION = 1

@@ -30,9 +30,8 @@ import ipywidgets
 import numpy as np
 import traitlets
 
-from .capture import Checkpoint
 from .errors import InputError
-from .projection.base import Frame
+from .records import Checkpoint, Frame
 from .render import palette
 from .store import RunStore
 

@@ -22,9 +22,8 @@ from sentrycam_widget.alerts import (
     linear_cka,
     nc1,
 )
-from sentrycam_widget.capture import Checkpoint
 from sentrycam_widget.errors import InputError
-from sentrycam_widget.projection.base import Frame
+from sentrycam_widget.records import Checkpoint, Frame
 
 SEEDS = [0, 1, 2, 3, 4]
 

@@ -13,7 +13,7 @@ import pytest
 
 from sentrycam_widget.cli import main
 from sentrycam_widget.metrics import frame_metrics
-from sentrycam_widget.projection.base import Frame
+from sentrycam_widget.records import Frame
 from sentrycam_widget.store import RunStore
 
 T, N, D, C = 3, 90, 8, 3

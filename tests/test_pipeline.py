@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sentrycam_widget.capture import Checkpoint, checkpoint_from_arrays
+from sentrycam_widget.capture import checkpoint_from_arrays
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.pipeline import import_arrays, print_progress, project_checkpoint, project_run
 from sentrycam_widget.projection import base
-from sentrycam_widget.projection.base import Background, Frame, Projector, RunHistory
+from sentrycam_widget.projection.base import Projector, RunHistory
+from sentrycam_widget.records import Background, Checkpoint, Frame
 from sentrycam_widget.store import RunStore
 
 N, D, C, T = 60, 6, 3, 6

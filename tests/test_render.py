@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from sentrycam_widget.errors import InputError
-from sentrycam_widget.projection.base import Background, Frame
+from sentrycam_widget.records import Background, Frame
 from sentrycam_widget.render import background_rgba, contact_sheet, frame_title, palette
 
 TAB10_BLUE = (31, 119, 180)

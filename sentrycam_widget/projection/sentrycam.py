@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..capture import Checkpoint
 from ..errors import InputError, RunFormatError
+from ..records import Checkpoint, Frame
 from ._training import AutoencoderProjector, Stage
 from .autoencoder import Autoencoder
-from .base import Frame, RunHistory
+from .base import RunHistory
 from .graph import sample_edges, spatial_edges, temporal_edges
 from .losses import anchor_hinge, mean_feature_variance, reconstruction_loss, umap_cross_entropy
 from .memory import MemoryBank, MemorySet, remember

@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 
 from sentrycam_widget import demo
-from sentrycam_widget.capture import Checkpoint, ProbeSet, Recorder
+from sentrycam_widget.capture import ProbeSet, Recorder
+from sentrycam_widget.records import Checkpoint
 
 
 @functools.cache

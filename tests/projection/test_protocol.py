@@ -16,15 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-from sentrycam_widget.capture import Checkpoint, LinearHead
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.projection import (
-    Frame,
     Projector,
     available_methods,
     make_projector,
     register_method,
 )
+from sentrycam_widget.records import Checkpoint, Frame, LinearHead
 from sentrycam_widget.store import RunStore
 
 _BASELINES = {
