@@ -222,6 +222,7 @@ class RunStore:
             "version": VERSION,
             "index": int(checkpoint.index),
             "epoch": int(checkpoint.epoch),
+            "step": None if checkpoint.step is None else int(checkpoint.step),
             "scalars": {k: float(v) for k, v in checkpoint.scalars.items()},
             "head": head_kind,
         }
@@ -252,6 +253,7 @@ class RunStore:
                 logits=arrays.get("logits"),
                 head=head,
                 scalars=dict(meta.get("scalars", {})),
+                step=meta["step"],
             )
         except (TypeError, ValueError) as exc:
             raise RunFormatError(f"{path}: {exc}") from exc
@@ -268,7 +270,11 @@ class RunStore:
                 yield checkpoint
 
     def checkpoint_info(self) -> list[dict[str, Any]]:
-        """``{"index", "epoch", "scalars"}`` of every readable checkpoint, without loading features."""
+        """``{"index", "epoch", "step", "scalars"}`` of every readable checkpoint, without features.
+
+        ``step`` is None for checkpoints recorded without one (and in runs written before
+        steps were recorded).
+        """
         infos = []
         for index in self.checkpoint_indices():
             path = self._checkpoint_path(index)
@@ -281,6 +287,7 @@ class RunStore:
                     {
                         "index": index,
                         "epoch": int(meta["epoch"]),
+                        "step": meta["step"],
                         "scalars": meta.get("scalars", {}),
                     }
                 )
@@ -654,6 +661,9 @@ def _entry_meta(path: Path, arrays: dict[str, np.ndarray], index: int) -> dict[s
         isinstance(meta.get(k), int) for k in ("index", "epoch")
     ):
         raise RunFormatError(f"{path}: meta lacks integer index/epoch")
+    step = meta.setdefault("step", None)  # absent in runs written before steps were recorded
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise RunFormatError(f"{path}: meta step must be a non-negative integer, got {step!r}")
     if meta.get("version") != VERSION:
         raise RunFormatError(
             f"{path}: entry format version {meta.get('version')!r}, expected {VERSION}"

@@ -217,10 +217,11 @@ def _probe_payload(
 
 
 def checkpoint_payload(checkpoint: Checkpoint) -> dict[str, Any]:
-    """Epoch, scalars, predictions (uint16) and confidence (softmax max, uint8 0..255)."""
+    """Epoch, step (or None), scalars, predictions (uint16) and confidence (uint8 0..255)."""
     data: dict[str, Any] = {
         "index": int(checkpoint.index),
         "epoch": int(checkpoint.epoch),
+        "step": None if checkpoint.step is None else int(checkpoint.step),
         "scalars": {k: float(v) for k, v in checkpoint.scalars.items()},
         "pred": None,
         "conf": None,

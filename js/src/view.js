@@ -8,6 +8,7 @@ import {
   backgroundPlacement,
   backgroundRGBA,
   badgeText,
+  checkpointLabel,
   decodeCheckpoint,
   decodeFrame,
   decodeProbe,
@@ -181,7 +182,7 @@ export async function createView({ model, el, host, makePlot }) {
     const frame = framesOf(state.method).get(currentIndex());
     const label = methodLabel(state.method);
     epochLabel.textContent = checkpoint
-      ? `epoch ${checkpoint.epoch} · ${state.position + 1}/${state.checkpoints.length}`
+      ? `${checkpointLabel(checkpoint)} · ${state.position + 1}/${state.checkpoints.length}`
       : "no checkpoint yet";
     const inverse = model.get("inverse")[state.method];
     note.textContent = inverse === false ? `no background: ${label} has no inverse mapping` : "";
@@ -190,7 +191,7 @@ export async function createView({ model, el, host, makePlot }) {
       plot.setBackground(null);
       plot.setTrajectory(null);
       badge.textContent = "";
-      overlay.textContent = checkpoint ? `${label}: pending for epoch ${checkpoint.epoch}` : "waiting for the first checkpoint";
+      overlay.textContent = checkpoint ? `${label}: pending for ${checkpointLabel(checkpoint)}` : "waiting for the first checkpoint";
       overlay.style.display = "";
     } else {
       overlay.style.display = "none";

@@ -27,9 +27,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..capture import Checkpoint, Head, ProbeSet, Recorder, forward_probe
+from ..capture import ProbeSet, Recorder, forward_probe
 from ..errors import InputError
 from ..monitor import AlertCallback, Monitor
+from ..records import Checkpoint, Head
 
 Broadcast = Callable[[Any], Any]
 
@@ -129,7 +130,9 @@ class DistributedMonitor:
         self.monitor: Monitor | None = None
         self._recorder: Recorder | None = None
         if self.sharded:
-            self._recorder = Recorder(unwrap_model(model), ProbeSet.from_any(probe), layer=layer, head=head)
+            self._recorder = Recorder(
+                unwrap_model(model), ProbeSet.from_any(probe), layer=layer, head=head
+            )
         if self.rank == 0:
             self.monitor = Monitor(
                 unwrap_model(model),

@@ -56,7 +56,9 @@ class CallbackSession:
         monitor_options: dict[str, Any],
     ) -> None:
         self.every_n_epochs = _positive("every_n_epochs", every_n_epochs)
-        self.every_n_steps = None if every_n_steps is None else _positive("every_n_steps", every_n_steps)
+        self.every_n_steps = (
+            None if every_n_steps is None else _positive("every_n_steps", every_n_steps)
+        )
         self._arguments = {
             "probe": probe,
             "layer": layer,
@@ -132,9 +134,9 @@ def numeric_scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
             if value.numel() != 1:
                 continue
             value = value.detach().float().cpu().item()
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            if math.isfinite(float(value)):
-                scalars[str(name)] = float(value)
+        real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if real and math.isfinite(float(value)):
+            scalars[str(name)] = float(value)
     return scalars
 
 

@@ -143,7 +143,9 @@ class SentryCamTrainerCallback(TrainerCallback):
         """Continue the run directory of an earlier :meth:`state_dict`."""
         self.session.load_state_dict(state)
 
-    def _record(self, state: TrainerState, control: TrainerControl, metrics: dict[str, Any]) -> None:
+    def _record(
+        self, state: TrainerState, control: TrainerControl, metrics: dict[str, Any]
+    ) -> None:
         self.session.checkpoint(_epoch_in_progress(state), state.global_step, metrics, "eval_loss")
         if self.session.should_stop():
             control.should_training_stop = True
