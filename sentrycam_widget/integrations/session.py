@@ -73,15 +73,20 @@ class CallbackSession:
         self.resume = bool(resume)
         self.monitor: DistributedMonitor | None = None
         self._last_step: int | None = None
+        self._closed = False
 
     @property
     def started(self) -> bool:
-        return self.monitor is not None
+        """True between ``start`` and ``close``."""
+        return self.monitor is not None and not self._closed
 
     def start(self, model: torch.nn.Module, rank: int) -> None:
-        """Create the monitor (once) for ``model`` on this ``rank``."""
-        if self.monitor is not None:
+        """Create the monitor for ``model`` on this ``rank`` (a later fit continues the run)."""
+        if self.monitor is not None and not self._closed:
             return
+        if self.monitor is not None:
+            self.resume = True
+        self._closed = False
         self.monitor = DistributedMonitor(
             model, run_dir=self.run_dir, resume=self.resume, rank=rank, **self._arguments
         )
@@ -98,20 +103,23 @@ class CallbackSession:
         self, epoch: int, step: int, metrics: Mapping[str, Any], val_loss_key: str
     ) -> None:
         """Record ``epoch``/``step`` with the numeric ``metrics`` as scalars (once per step)."""
-        if self.monitor is None or step == self._last_step:
+        if not self.started or step == self._last_step:
             return
         self._last_step = step
         scalars = numeric_scalars(metrics)
         val_loss = scalars.pop(val_loss_key, None)
+        for name in ("epoch", "step", "val_loss"):  # recorded as such, not as scalars
+            scalars.pop(name, None)
         self.monitor.checkpoint(epoch, step=step, val_loss=val_loss, **scalars)
 
     def should_stop(self, broadcast: Broadcast | None = None) -> bool:
-        return self.monitor is not None and self.monitor.should_stop(broadcast)
+        return self.started and self.monitor.should_stop(broadcast)
 
     def close(self) -> None:
-        if self.monitor is not None:
-            monitor, self.monitor = self.monitor, None
-            monitor.close()
+        """Drain and close the monitor (kept, closed, for viewing); idempotent."""
+        if self.started:
+            self._closed = True
+            self.monitor.close()
 
     def state_dict(self) -> dict[str, Any]:
         """``{"run_dir", "last_step"}``: enough to continue this run after a restart."""

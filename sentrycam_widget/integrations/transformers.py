@@ -29,6 +29,9 @@ from .session import CallbackSession
 
 __all__ = ["SentryCamTrainerCallback"]
 
+# The Trainer's timing figures among the evaluation metrics: not stored as scalars.
+_TIMINGS = ("_runtime", "_samples_per_second", "_steps_per_second")
+
 
 class SentryCamTrainerCallback(TrainerCallback):
     """Watch a Hugging Face run in SentryCam: ``Trainer(..., callbacks=[SentryCamTrainerCallback(probe)])``.
@@ -146,7 +149,8 @@ class SentryCamTrainerCallback(TrainerCallback):
     def _record(
         self, state: TrainerState, control: TrainerControl, metrics: dict[str, Any]
     ) -> None:
-        self.session.checkpoint(_epoch_in_progress(state), state.global_step, metrics, "eval_loss")
+        measured = {k: v for k, v in metrics.items() if not k.endswith(_TIMINGS)}
+        self.session.checkpoint(_epoch_in_progress(state), state.global_step, measured, "eval_loss")
         if self.session.should_stop():
             control.should_training_stop = True
 
