@@ -28,6 +28,7 @@ examples:
   python -m sentrycam_widget project runs/mine --method sentrycam
   python -m sentrycam_widget evaluate runs/mine --method sentrycam --json > metrics.json
   python -m sentrycam_widget export runs/mine --method sentrycam --npz frames.npz
+  python -m sentrycam_widget export runs/mine --method sentrycam --parquet frames.parquet
   python -m sentrycam_widget warmup
 """
 
@@ -142,9 +143,11 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     p = _command(
         commands,
         "export",
-        "write a method's frames to a .npz, or the whole run to one offline HTML file",
+        "write a method's frames to .npz, Parquet or TensorBoard, or the run to offline HTML",
         "--npz: emb [T,N,2] float32, epochs [T] and, for methods with an inverse, recon_pred "
-        "[T,N].\n--html: one self-contained file (every method's frames, the widget's view) that "
+        "[T,N].\n--parquet: one row per checkpoint and point (pandas, Embedding Atlas).\n"
+        "--tensorboard: the Embedding Projector's files in LOGDIR (pyarrow / tensorboard: "
+        "pip install 'sentrycam-widget[export]').\n--html: one self-contained file (every method's frames, the widget's view) that "
         "scrubs in any browser without a kernel or network.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -152,6 +155,18 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--npz", type=Path, metavar="OUT.npz", help="write the method's frames")
     target.add_argument("--html", type=Path, metavar="OUT.html", help="write the offline viewer")
+    target.add_argument(
+        "--parquet",
+        type=Path,
+        metavar="OUT.parquet",
+        help="one long table: checkpoint, epoch, step, point, x, y, label, prediction, recon_pred",
+    )
+    target.add_argument(
+        "--tensorboard",
+        type=Path,
+        metavar="LOGDIR",
+        help="TensorBoard's Embedding Projector: one embedding per checkpoint, thumbnails as sprite",
+    )
     p.set_defaults(handler=_run_export)
 
 
@@ -174,10 +189,11 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     p = _command(
         commands,
         "bench",
-        "SentryCam vs DVI vs UMAP (warm-started, independent) side by side (benchmarks/compare.py)",
-        "Run benchmarks/compare.py from a source checkout: both benchmark runs, every method, "
+        "SentryCam vs DVI vs UMAP (warm-started, independent) side by side",
+        "Run sentrycam_widget.benchmarking.compare: both benchmark runs, every method, "
         "latency, first frame, faithfulness and the issue's targets, written to "
-        "benchmarks/results/compare.{json,md,png}. Options after 'bench' go to it "
+        "benchmarks/results/compare.{json,md,png} under the working directory. Options after "
+        "'bench' go to it "
         "(e.g. --quick, --epochs N, --out DIR).",
     )
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options for compare.py")
@@ -478,10 +494,18 @@ def _run_export(args: argparse.Namespace) -> int:
         print(f"wrote the offline viewer of {store.path} to {path}")
         return 0
     from .export import export_npz
+    from .export_parquet import export_parquet
+    from .export_tensorboard import export_tensorboard
 
     _check_method(args.method, store)
-    path = export_npz(store, args.method, args.npz)
-    print(f"wrote {len(store.frame_indices(args.method))} {args.method} frames to {path}")
+    if args.tensorboard is not None:
+        path = export_tensorboard(store, args.method, args.tensorboard)
+        hint = f"; view with: tensorboard --logdir {path.parent}"
+    elif args.parquet is not None:
+        path, hint = export_parquet(store, args.method, args.parquet), ""
+    else:
+        path, hint = export_npz(store, args.method, args.npz), ""
+    print(f"wrote {len(store.frame_indices(args.method))} {args.method} frames to {path}{hint}")
     return 0
 
 
@@ -498,15 +522,7 @@ def _run_audit(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    root = Path(__file__).resolve().parents[1]
-    if not (root / "benchmarks" / "compare.py").is_file():
-        raise InputError(
-            "the bench command runs from a source checkout: benchmarks/ is not installed with "
-            "the package"
-        )
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from benchmarks.compare import main as compare_main
+    from .benchmarking.compare import main as compare_main
 
     return compare_main(list(args.bench_args))
 

@@ -1,0 +1,27 @@
+"""A recorded run in the widget, without a model (``Monitor.open``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .store import RunStore
+from .widget import widget_from_store
+
+
+class RunViewer:
+    """A recorded run in the widget (``Monitor.open``); display it or ``save_html`` it."""
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self.store = RunStore.open(run_dir)
+        self.widget = widget_from_store(self.store)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def save_html(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
+        """Write one self-contained offline HTML file of the run."""
+        from .html_export import export_html
+
+        return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
