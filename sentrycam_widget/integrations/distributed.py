@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -153,8 +154,8 @@ class DistributedMonitor:
 
     @property
     def run_dir(self) -> str | None:
-        """Rank 0's run directory (None on other ranks)."""
-        return None if self.monitor is None else str(self.monitor.store.path)
+        """Rank 0's run directory, absolute (None on other ranks)."""
+        return None if self.monitor is None else str(Path(self.monitor.store.path).resolve())
 
     def checkpoint(
         self,

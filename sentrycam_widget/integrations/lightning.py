@@ -47,6 +47,8 @@ class SentryCamCallback(Callback):
         For FSDP / sharded models: every rank forwards its slice of the probe.
     resume
         Continue the run already in ``run_dir``.
+    display
+        Show the widget under the running cell when training starts (watch it live).
     **monitor_options
         Further :class:`~sentrycam_widget.monitor.Monitor` keywords (``class_names``, ...).
 
@@ -71,6 +73,7 @@ class SentryCamCallback(Callback):
         stop_on_alert: bool = False,
         sharded: bool = False,
         resume: bool = False,
+        display: bool = False,
         **monitor_options: Any,
     ) -> None:
         self.session = CallbackSession(
@@ -85,6 +88,7 @@ class SentryCamCallback(Callback):
             stop_on_alert=stop_on_alert,
             sharded=sharded,
             resume=resume,
+            display=display,
             monitor_options=monitor_options,
         )
         self._validated_epoch: int | None = None

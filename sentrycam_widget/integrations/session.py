@@ -37,6 +37,8 @@ class CallbackSession:
         Also record every n-th optimiser step (None: epochs only).
     stop_on_alert, sharded, resume, monitor_options
         As for :class:`DistributedMonitor`.
+    display
+        Show rank 0's widget (IPython ``display``) when training starts, to watch it live.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class CallbackSession:
         stop_on_alert: bool,
         sharded: bool,
         resume: bool,
+        display: bool,
         monitor_options: dict[str, Any],
     ) -> None:
         self.every_n_epochs = _positive("every_n_epochs", every_n_epochs)
@@ -71,6 +74,7 @@ class CallbackSession:
         }
         self.run_dir = None if run_dir is None else str(run_dir)
         self.resume = bool(resume)
+        self.display = bool(display)
         self.monitor: DistributedMonitor | None = None
         self._last_step: int | None = None
         self._closed = False
@@ -92,6 +96,10 @@ class CallbackSession:
         )
         if self.monitor.run_dir is not None:
             self.run_dir = self.monitor.run_dir
+        if self.display and self.monitor.monitor is not None:
+            from IPython.display import display
+
+            display(self.monitor.monitor)
 
     def epoch_due(self, epoch: int) -> bool:
         return (int(epoch) + 1) % self.every_n_epochs == 0

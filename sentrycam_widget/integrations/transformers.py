@@ -51,6 +51,8 @@ class SentryCamTrainerCallback(TrainerCallback):
         For FSDP / sharded models: every process forwards its slice of the probe.
     resume
         Continue the run already in ``run_dir``.
+    display
+        Show the widget under the running cell when training starts (watch it live).
     **monitor_options
         Further :class:`~sentrycam_widget.monitor.Monitor` keywords (``class_names``, ...).
     """
@@ -69,6 +71,7 @@ class SentryCamTrainerCallback(TrainerCallback):
         stop_on_alert: bool = False,
         sharded: bool = False,
         resume: bool = False,
+        display: bool = False,
         **monitor_options: Any,
     ) -> None:
         self.session = CallbackSession(
@@ -83,6 +86,7 @@ class SentryCamTrainerCallback(TrainerCallback):
             stop_on_alert=stop_on_alert,
             sharded=sharded,
             resume=resume,
+            display=display,
             monitor_options=monitor_options,
         )
 
