@@ -27,6 +27,8 @@ _PUBLIC = {
     "project_checkpoint": "sentrycam_widget.pipeline",
     "project_run": "sentrycam_widget.pipeline",
     "AlertEngine": "sentrycam_widget.alerts",
+    "Alert": "sentrycam_widget.records",
+    "EarlyWatch": "sentrycam_widget.alerts",
     "Checkpoint": "sentrycam_widget.records",
     "LinearHead": "sentrycam_widget.records",
     "TorchHead": "sentrycam_widget.records",

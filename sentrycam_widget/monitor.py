@@ -61,14 +61,14 @@ from .monitor_threads import GIL_SWITCH, CheckpointQueue, lower_priority
 from .pipeline import HistoryBefore, project_checkpoint, project_run, resume_projector
 from .projection import graph
 from .projection.base import Projector, make_projector
-from .records import Checkpoint, Frame, TorchHead
+from .records import Alert, Checkpoint, Frame, TorchHead
 from .store import RunStore
 from .viewer import RunViewer
 from .widget import SentryCamWidget, add_stored
 
 log = logging.getLogger("sentrycam_widget")
 
-AlertCallback = Callable[[dict[str, Any]], None]
+AlertCallback = Callable[[Alert], None]
 
 
 class Monitor:
@@ -76,16 +76,15 @@ class Monitor:
 
     ``methods`` are projection methods (``available_methods()``); ``run_dir`` is where the run is
     recorded (default ``runs/<date-time>``); ``queue_size`` bounds the checkpoints waiting for
-    the worker; ``on_alert(alert)`` is called (on the worker thread) for every alert raised;
-    ``device`` is passed to the projectors (e.g. ``"cuda"``). ``images`` are thumbnails for the
-    hover tooltip (default: derived from image-like probe inputs).
+    the worker; ``on_alert(alert)`` is called (on the worker thread) with each alert raised, an
+    :class:`~sentrycam_widget.records.Alert` whose ``method`` is set; ``device`` is passed to
+    the projectors (e.g. ``"cuda"``). ``images`` are thumbnails for the hover tooltip (default:
+    derived from image-like probe inputs).
 
-    ``methods=()`` makes a record-only monitor: checkpoints are written to the run directory (by
-    the worker) but nothing is projected and there is no widget (cluster jobs; project later
-    with ``sentrycam-widget project``). ``resume=True`` continues the run already in
-    ``run_dir`` (same probe labels) after a restart: new checkpoints are numbered after the
-    stored ones, frames the stored run lacks are backfilled first, projectors resume from the
-    stored frames and the widget shows the whole run; alert detectors start afresh.
+    ``methods=()`` records without projecting and has no widget (cluster jobs; project later
+    with ``sentrycam-widget project``). ``resume=True`` continues the run in ``run_dir`` (same
+    probe labels): new checkpoints follow the stored ones, missing frames are backfilled,
+    projectors resume from the stored frames, the widget shows it all; alerts start afresh.
     """
 
     def __init__(
@@ -111,7 +110,7 @@ class Monitor:
         if int(queue_size) < 1:
             raise InputError(f"queue_size must be >= 1, got {queue_size}")
         if on_alert is not None and not callable(on_alert):
-            raise InputError("on_alert must be callable(alert_dict)")
+            raise InputError("on_alert must be callable(alert), alert a sentrycam_widget.Alert")
         check_model_has_data(model)
         probe_set = ProbeSet.from_any(probe, images=images)
         check_point_count(probe_set.n_points, "the probe set")
@@ -154,8 +153,8 @@ class Monitor:
         self._announced = self._next_index - 1
         self._gap_states: dict[tuple[str, int], dict[str, Any]] = {}
         self.alert_engines = {m: AlertEngine() for m in self.methods}
-        self._held_alerts: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        self.alerts: list[dict[str, Any]] = []
+        self._held_alerts: dict[tuple[str, int], list[Alert]] = {}
+        self.alerts: list[Alert] = []
         self._last_live = self._next_index - 1
         self._error: BaseException | None = None
         self._failures: list[tuple[str, BaseException]] = []
@@ -187,21 +186,12 @@ class Monitor:
         val_loss: float | None = None,
         **scalars: float,
     ) -> int | None:
-        """Capture the model now and queue it for projection (never waits for projection).
+        """Capture the model now and queue it for projection; returns the checkpoint's index.
 
-        Parameters
-        ----------
-        epoch, step
-            Epoch and global optimiser step, ints >= 0, at least one of them; a left-out
-            epoch keeps the last one given (0 before any).
-        val_loss, **scalars
-            Numbers stored with the checkpoint (``val_loss`` under that name).
-
-        Returns
-        -------
-        int or None
-            The checkpoint's index, or None after a worker failure (shown in the widget and
-            raised by :meth:`close`).
+        ``epoch`` and the global optimiser ``step`` are ints >= 0, at least one given (a
+        left-out epoch keeps the last one given, 0 before any); ``val_loss`` and ``scalars``
+        are stored with the checkpoint. Never waits for projection; returns None after a
+        worker failure (shown in the widget and raised by :meth:`close`).
         """
         return self._record(self._recorder.capture, epoch, step=step, val_loss=val_loss, **scalars)
 
@@ -276,6 +266,13 @@ class Monitor:
         if self.widget is None:
             raise InputError("a record-only monitor (methods=()) has no widget to save")
         return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
+
+    @property
+    def selection(self) -> np.ndarray:
+        """Probe indices selected in the widget (lasso, box or click), sorted int64 [k]."""
+        if self.widget is None:
+            raise InputError("a record-only monitor (methods=()) has no widget to select in")
+        return self.widget.selected
 
     @staticmethod
     def open(run_dir: str | os.PathLike[str]) -> RunViewer:
@@ -442,8 +439,11 @@ class Monitor:
         engine = self.alert_engines[method]
         held = self._held_alerts.pop((method, checkpoint.index), [])
 
+        raised: list[Alert] = []
+
         def attach_alerts(frame: Frame) -> None:
-            frame.alerts.extend(engine.update(checkpoint, frame) if live else held)
+            raised.extend(engine.update(checkpoint, frame) if live else held)
+            frame.alerts.extend(alert.to_dict() for alert in raised)
 
         self._projecting = f"{method} @ epoch {checkpoint.epoch}"
         self.widget.set_status(self._status())
@@ -453,22 +453,22 @@ class Monitor:
         self._projecting = None
         self.widget.add_frame(frame, self._status())
         if live:
-            self._deliver_alerts(method, frame.epoch, frame.alerts)
+            self._deliver_alerts(method, frame.epoch, raised)
 
-    def _deliver_alerts(self, method: str, epoch: int, alerts: list[dict[str, Any]]) -> None:
+    def _deliver_alerts(self, method: str, epoch: int, alerts: list[Alert]) -> None:
         """Log each alert once and hand it to ``on_alert`` (on this worker thread); a raising
         callback is logged with its traceback and recording goes on."""
         for alert in alerts:
-            record = {"method": method, **alert}
+            record = dataclasses.replace(alert, method=method)
             self.alerts.append(record)
-            log.warning("sentrycam alert at epoch %s (%s): %s", epoch, method, alert["explanation"])
+            log.warning("sentrycam alert at epoch %s (%s): %s", epoch, method, alert.explanation)
             if self._on_alert is not None:
                 try:
                     self._on_alert(record)
                 except Exception as exc:
                     log.error(
                         "on_alert raised for the %s alert at epoch %s; recording goes on",
-                        alert.get("signal"),
+                        alert.signal,
                         epoch,
                         exc_info=exc,
                     )

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .store import RunStore
 from .widget import widget_from_store
 
@@ -25,3 +27,8 @@ class RunViewer:
         from .html_export import export_html
 
         return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
+
+    @property
+    def selection(self) -> np.ndarray:
+        """Probe indices selected in the widget (lasso, box or click), sorted int64 [k]."""
+        return self.widget.selected

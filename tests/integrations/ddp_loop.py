@@ -76,8 +76,8 @@ def stop(out: Path, ddp: nn.Module, data: demo.DigitsData, rank: int, world: int
     alerts = [] if mon.monitor is None else mon.monitor.alerts
     return {
         "stopped_at": stopped_at,
-        "alert_epochs": sorted({a["epoch"] for a in alerts}),
-        "alert_signals": sorted({a["signal"] for a in alerts}),
+        "alert_epochs": sorted({a.epoch for a in alerts}),
+        "alert_signals": sorted({a.signal for a in alerts}),
     }
 
 
