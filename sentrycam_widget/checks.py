@@ -121,12 +121,13 @@ def check_model_has_data(model: torch.nn.Module) -> None:
         )
 
 
-def check_count(name: str, value: Any) -> int:
-    """A non-negative integer epoch/step (ints, integral floats and numpy integers)."""
+def check_count(name: str, value: Any, *, negative: bool = False) -> int:
+    """An integer epoch or step (ints, integral floats, numpy integers); >= 0 unless ``negative``."""
+    kind = "an integer" if negative else "a non-negative integer"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputError(f"{name} must be a non-negative integer, got {value!r}")
-    if value != int(value) or value < 0:
-        raise InputError(f"{name} must be a non-negative integer, got {value!r}")
+        raise InputError(f"{name} must be {kind}, got {value!r}")
+    if value != int(value) or (value < 0 and not negative):
+        raise InputError(f"{name} must be {kind}, got {value!r}")
     return int(value)
 
 
@@ -140,7 +141,7 @@ def checkpoint_axes(
     """
     if epoch is None and step is None:
         raise InputError("checkpoint() needs an epoch or a step (or both)")
-    epoch = last_epoch if epoch is None else check_count("epoch", epoch)
+    epoch = last_epoch if epoch is None else check_count("epoch", epoch, negative=True)
     step = None if step is None else check_count("step", step)
     if val_loss is not None:
         scalars = {"val_loss": val_loss, **scalars}

@@ -41,12 +41,14 @@ def test_checkpoint_rejects_a_missing_or_malformed_epoch_and_step(tmp_path, digi
     with Monitor(model, probe(digits), methods=(), run_dir=tmp_path / "run") as mon:
         with pytest.raises(InputError, match="needs an epoch or a step"):
             mon.checkpoint()
-        with pytest.raises(InputError, match="epoch must be a non-negative integer"):
+        with pytest.raises(InputError, match="epoch must be an integer"):
             mon.checkpoint(1.5)
         with pytest.raises(InputError, match="step must be a non-negative integer"):
             mon.checkpoint(0, step=-3)
         assert mon.checkpoint(2.0, step=np.int64(7)) == 0  # integral values are fine
-    assert RunStore.open(tmp_path / "run").checkpoint_info()[0]["step"] == 7
+        assert mon.checkpoint(-1) == 1  # e.g. "before training"; steps are never negative
+    info = RunStore.open(tmp_path / "run").checkpoint_info()
+    assert [(i["epoch"], i["step"]) for i in info] == [(2, 7), (-1, None)]
 
 
 def test_runs_written_before_steps_existed_still_load(tmp_path, digits):
