@@ -1,4 +1,4 @@
-"""``python -m sentrycam_widget``: demo, import, project, evaluate, export and warmup commands.
+"""``python -m sentrycam_widget``: demo, import, project, watch, evaluate, export, warmup commands.
 
 Every error this package raises on purpose (:class:`~sentrycam_widget.errors.SentryCamError`)
 ends the command with its message on stderr and exit code 2, never a traceback.
@@ -24,6 +24,7 @@ examples:
   python -m sentrycam_widget demo --out runs/digits --epochs 12
   python -m sentrycam_widget import my_run.npz runs/mine
   python -m sentrycam_widget project runs/mine --method sentrycam
+  python -m sentrycam_widget watch 's3://bucket/sweep/*' --method sentrycam --until-idle 600
   python -m sentrycam_widget evaluate runs/mine --method sentrycam --json > metrics.json
   python -m sentrycam_widget export runs/mine --method sentrycam --npz frames.npz
   python -m sentrycam_widget export runs/mine --method sentrycam --parquet frames.parquet
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_import(commands)
     _add_project(commands)
+    _add_watch(commands)
     _add_evaluate(commands)
     _add_export(commands)
     _add_audit(commands)
@@ -120,6 +122,34 @@ def _add_project(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="projector seed (0)")
     _threads_argument(p)
     p.set_defaults(handler=_run_project)
+
+
+def _add_watch(commands: argparse._SubParsersAction) -> None:
+    p = _command(
+        commands,
+        "watch",
+        "follow runs another process is writing and project each checkpoint as it lands",
+        "Follow RUN (paths, fsspec URLs or globs over a sweep, re-read every poll): project every "
+        "checkpoint without a METHOD frame, in order, as it lands; a restarted watcher resumes. "
+        "A lease in the run keeps two watchers from writing the same frames: a second one exits "
+        "with code 2 (or waits, with --wait). A writer that died leaves complete entries only; "
+        "they are projected and the watcher waits for more (--until-idle ends it).",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, URLs or globs")
+    _method_argument(p)
+    p.add_argument(
+        "--until-idle",
+        type=float,
+        metavar="SECONDS",
+        help="stop once nothing new has landed for SECONDS (default: follow until Ctrl-C)",
+    )
+    p.add_argument(
+        "--wait", action="store_true", help="wait for a run another watcher holds, not exit 2"
+    )
+    p.add_argument("--poll", type=float, default=2.0, help="seconds between looks (2)")
+    p.add_argument("--seed", type=int, help="projector seed (the method's default, 0)")
+    _threads_argument(p)
+    p.set_defaults(handler=_run_watch)
 
 
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
@@ -343,6 +373,27 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     run_demo(args.out, epochs=args.epochs, seed=args.seed, threads=args.threads)
+    return 0
+
+
+def _run_watch(args: argparse.Namespace) -> int:
+    from .watch import watch
+
+    _check_method(args.method)
+    written = watch(
+        args.runs,
+        args.method,
+        until_idle=args.until_idle,
+        wait=args.wait,
+        poll=args.poll,
+        threads=args.threads,
+        say=lambda line: print(line, flush=True),
+        **({} if args.seed is None else {"seed": args.seed}),
+    )
+    print(
+        f"idle for {args.until_idle:g} s: {sum(written.values())} new {args.method} frame(s) "
+        f"in {len(written)} run(s)"
+    )
     return 0
 
 

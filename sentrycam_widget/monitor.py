@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from .alerts import AlertEngine
-from .capture import ProbeSet, Recorder
+from .capture import Recorder
 from .checks import (
     check_captured,
     check_label_range,
@@ -58,7 +58,8 @@ from .errors import InputError, WorkerError
 from .monitor_inputs import check_methods, default_run_dir
 from .monitor_inputs import thumbnails as thumbnails_of
 from .monitor_threads import GIL_SWITCH, CheckpointQueue, lower_priority
-from .pipeline import HistoryBefore, project_checkpoint, project_run, resume_projector
+from .pipeline import HistoryBefore, project_checkpoint, project_run, resumed_projector
+from .probe import ProbeSet
 from .projection import graph
 from .projection.base import Projector, make_projector
 from .records import Alert, Checkpoint, Frame, TorchHead
@@ -275,9 +276,21 @@ class Monitor:
         return self.widget.selected
 
     @staticmethod
-    def open(run_dir: str | os.PathLike[str]) -> RunViewer:
-        """Show a recorded run (every stored checkpoint and frame) without a model."""
-        return RunViewer(run_dir)
+    def open(
+        run_dir: str | os.PathLike[str],
+        follow: bool = False,
+        *,
+        methods: Sequence[str] | None = None,
+        interval: float = 1.0,
+    ) -> RunViewer:
+        """Show a recorded run (every stored checkpoint and frame) without a model.
+
+        With ``follow`` the view keeps up with a run another process is still writing
+        (``python -m sentrycam_widget watch`` projecting it): every ``interval`` seconds new
+        checkpoints and frames of ``methods`` (default: those stored, else sentrycam) are
+        sent to the widget, until ``viewer.stop()``.
+        """
+        return RunViewer(run_dir, follow=follow, methods=methods, interval=interval)
 
     # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:
@@ -305,7 +318,9 @@ class Monitor:
         """Backfill the stored run's missing frames, resume projectors, show the stored run."""
         for method in self.methods:
             project_run(self.store, method, threads=None, **self._options[method])
-            resume_projector(self._projectors[method], self.store, method, before=self._next_index)
+            self._projectors[method] = resumed_projector(
+                self.store, method, self._next_index, **self._options[method]
+            )
         if self.widget is not None:
             add_stored(self.widget, self.store, before=self._next_index)
 

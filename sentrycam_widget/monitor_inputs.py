@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .capture import ProbeSet, images_from_inputs
 from .errors import InputError
+from .probe import ProbeSet, images_from_inputs
 from .projection.base import available_methods
 
 _MAX_THUMBNAIL_BYTES = 16 * 1024 * 1024

@@ -109,10 +109,9 @@ def project_run(
     missing = store.missing_frames(method)
     frames: list[Frame] = []
     for stretch in _missing_stretches(missing, store.frame_indices(method)):
-        projector = make_projector(method, **projector_options)
-        resume_projector(projector, store, method, before=stretch[0])
+        projector = resumed_projector(store, method, stretch[0], **projector_options)
         for index in stretch:
-            checkpoint = _readable_checkpoint(store, index)
+            checkpoint = readable_checkpoint(store, index)
             if checkpoint is None:
                 continue
             frame = project_checkpoint(
@@ -126,12 +125,17 @@ def project_run(
 
 def print_progress(frame: Frame, done: int, total: int) -> None:
     """One line per projected checkpoint: latency and the headline faithfulness numbers."""
-    parts = [f"[{done}/{total}] {frame.method} checkpoint {frame.index} (epoch {frame.epoch})"]
+    print(f"[{done}/{total}] {progress_line(frame)}", flush=True)
+
+
+def progress_line(frame: Frame) -> str:
+    """``method checkpoint i (epoch e) | latency | T(15) | kNN | PPR`` of one projected frame."""
+    parts = [f"{frame.method} checkpoint {frame.index} (epoch {frame.epoch})"]
     parts.append(f"{frame.timings.get('total', float('nan')):.2f} s")
     for key, label in (("trustworthiness", "T(15)"), ("knn_preservation", "kNN"), ("ppr", "PPR")):
         if key in frame.metrics:
             parts.append(f"{label} {frame.metrics[key]:.3f}")
-    print(" | ".join(parts), flush=True)
+    return " | ".join(parts)
 
 
 def _missing_stretches(missing: list[int], done: list[int]) -> list[list[int]]:
@@ -167,28 +171,31 @@ class HistoryBefore:
         return self._store.frame(method, index)
 
 
-def resume_projector(projector: Projector, store: RunStore, method: str, *, before: int) -> None:
-    """Resume ``projector`` from the stored frames of ``method`` before checkpoint ``before``.
-
-    The saved projector state is used when it belongs to the last of those frames; a run
-    with no such frame leaves the projector fresh.
+def resumed_projector(store: RunStore, method: str, before: int, **options: Any) -> Projector:
+    """A new ``method`` projector resumed from the run's frames before checkpoint ``before``.
 
     Parameters
     ----------
-    projector
-        A new projector of ``method``.
     store
         The run.
     method
-        The projection method whose frames to resume from.
+        The projection method.
     before
-        Only frames of checkpoints with a smaller index are used.
+        The first checkpoint the projector will be given.
+    **options
+        Passed to :func:`make_projector`.
+
+    Returns
+    -------
+    Projector
+        Warm-started from the saved state when that state belongs to the frame just before.
     """
+    projector = make_projector(method, **options)
     history = HistoryBefore(store, before)
     prior = history.frame_indices(method)
-    if not prior:
-        return
-    projector.resume(history, _state_for(store, method, prior[-1]))
+    if prior:
+        projector.resume(history, _state_for(store, method, prior[-1]))
+    return projector
 
 
 def _state_for(store: RunStore, method: str, index: int) -> dict[str, Any] | None:
@@ -202,7 +209,8 @@ def _state_for(store: RunStore, method: str, index: int) -> dict[str, Any] | Non
     return saved[1]
 
 
-def _readable_checkpoint(store: RunStore, index: int) -> Checkpoint | None:
+def readable_checkpoint(store: RunStore, index: int) -> Checkpoint | None:
+    """Checkpoint ``index``, or None (with a DamagedEntryWarning) when it cannot be read."""
     try:
         return store.checkpoint(index)
     except RunFormatError as exc:

@@ -28,9 +28,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..capture import ProbeSet, Recorder, forward_probe
+from ..capture import Recorder, forward_probe
 from ..errors import InputError
 from ..monitor import AlertCallback, Monitor
+from ..probe import ProbeSet
 from ..records import Checkpoint, Head
 
 Broadcast = Callable[[Any], Any]
