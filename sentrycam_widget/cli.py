@@ -146,6 +146,12 @@ def _add_watch(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--wait", action="store_true", help="wait for a run another watcher holds, not exit 2"
     )
+    p.add_argument(
+        "--max-runs",
+        type=_positive_int,
+        metavar="N",
+        help="hold at most N runs at once, so watchers on several machines share a sweep",
+    )
     p.add_argument("--poll", type=float, default=2.0, help="seconds between looks (2)")
     p.add_argument("--seed", type=int, help="projector seed (the method's default, 0)")
     _threads_argument(p)
@@ -385,6 +391,7 @@ def _run_watch(args: argparse.Namespace) -> int:
         args.method,
         until_idle=args.until_idle,
         wait=args.wait,
+        max_runs=args.max_runs,
         poll=args.poll,
         threads=args.threads,
         say=lambda line: print(line, flush=True),

@@ -65,8 +65,12 @@ class RunDir(abc.ABC):
         """Write a whole file atomically: readers see the old content or the new, never a part."""
 
     @abc.abstractmethod
-    def create_exclusive(self, key: str, data: bytes) -> bool:
-        """Write ``data`` only if ``key`` does not exist yet; False when another write won."""
+    def create_exclusive(self, key: str, write: Writer) -> bool:
+        """Write a whole file only if ``key`` does not exist yet; False when another write won.
+
+        The check and the publish are one step (a hard link on disk, a conditional PUT on an
+        object store), so of two writers racing for the same key exactly one succeeds.
+        """
 
     @abc.abstractmethod
     def remove(self, key: str) -> None:
@@ -122,10 +126,10 @@ class LocalDir(RunDir):
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, write)
 
-    def create_exclusive(self, key: str, data: bytes) -> bool:
+    def create_exclusive(self, key: str, write: Writer) -> bool:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = write_temp(path, lambda handle: handle.write(data))
+        tmp = write_temp(path, write)
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -190,10 +194,12 @@ class RemoteDir(RunDir):
         write(buffer)
         self.fs.pipe_file(self._full(key), buffer.getvalue())
 
-    def create_exclusive(self, key: str, data: bytes) -> bool:
+    def create_exclusive(self, key: str, write: Writer) -> bool:
         full = self._full(key)
+        buffer = io.BytesIO()
+        write(buffer)
         try:
-            self.fs.pipe_file(full, data, mode="create")
+            self.fs.pipe_file(full, buffer.getvalue(), mode="create")
         except FileExistsError:
             return False
         except OSError as exc:  # S3 answers 412 Precondition Failed when the key exists
