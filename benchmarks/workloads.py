@@ -76,8 +76,9 @@ def mnist1d_data(n_samples: int = MNIST1D_SAMPLES, seed: int = 42) -> tuple[np.n
 
 def record_mnist1d_run(out_dir: str | Path, epochs: int = 6, seed: int = 0) -> Path:
     """Train the 1-D CNN on MNIST-1D, one checkpoint per epoch of its 10,000 training signals."""
-    from sentrycam_widget.capture import ProbeSet, Recorder
+    from sentrycam_widget.capture import Recorder
     from sentrycam_widget.demo import _record_epochs, make_model, make_optimizer
+    from sentrycam_widget.probe import ProbeSet
     from sentrycam_widget.store import RunStore
 
     x, y = mnist1d_data()

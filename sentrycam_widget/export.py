@@ -1,13 +1,18 @@
-"""Exports of a recorded run's frames to files other tools read (NumPy ``.npz`` here)."""
+"""Exports of a recorded run's frames to files other tools read (NumPy ``.npz`` here).
+
+Also the pieces every export shares: :func:`exported_indices` (the frames to write, or a clear
+error when there are none) and :func:`write_atomically` (a file is complete or absent).
+"""
 
 from __future__ import annotations
 
-import os
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from ._atomic_io import atomic_write
 from .errors import InputError
 from .projection.base import RunHistory
 
@@ -17,12 +22,7 @@ def export_npz(store: RunHistory, method: str, path: str | Path) -> Path:
     ``indices`` [T] (checkpoint indices) and ``recon_pred`` [T,N] int64 when every frame has one
     (methods with an inverse). Written to a temp file and renamed, so ``path`` is never partial.
     """
-    indices = store.frame_indices(method)
-    if not indices:
-        raise InputError(
-            f"the run has no {method!r} frames to export; run `python -m sentrycam_widget "
-            f"project RUN_DIR --method {method}` first"
-        )
+    indices = exported_indices(store, method)
     frames = [store.frame(method, i) for i in indices]
     arrays = {
         "emb": np.stack([f.embedding for f in frames]).astype(np.float32),
@@ -31,17 +31,48 @@ def export_npz(store: RunHistory, method: str, path: str | Path) -> Path:
     }
     if all(f.recon_pred is not None for f in frames):
         arrays["recon_pred"] = np.stack([f.recon_pred for f in frames]).astype(np.int64)
-    return _write_npz_atomically(Path(path), arrays)
+    return write_atomically(Path(path), lambda handle: np.savez(handle, **arrays))
 
 
-def _write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+def exported_indices(store: RunHistory, method: str) -> list[int]:
+    """Checkpoint indices with a ``method`` frame; InputError saying how to make them if none.
+
+    Parameters
+    ----------
+    store
+        The run to export from.
+    method
+        The projection method whose frames are exported.
+
+    Returns
+    -------
+    list of int
+        Ascending checkpoint indices.
+    """
+    indices = store.frame_indices(method)
+    if not indices:
+        raise InputError(
+            f"the run has no {method!r} frames to export; run `python -m sentrycam_widget "
+            f"project RUN_DIR --method {method}` first"
+        )
+    return indices
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write a local file through a hidden fsynced temp file in its directory, renamed over it.
+
+    Parameters
+    ----------
+    path
+        The file to write; its parent directories are created.
+    write
+        Called with the open binary temp file.
+
+    Returns
+    -------
+    Path
+        ``path``, now complete (a failure leaves no temp file and the old ``path`` untouched).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, write)
     return path

@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from .capture import Checkpoint
 from .errors import InputError
-from .projection.base import Frame
+from .records import Checkpoint, Frame
 
 _ROW_BLOCK = 128  # rows per block when ranking neighbours (bounds memory to ~block * k * n bytes)
 _SAMPLE_BLOCK = 256  # samples per block when computing per-sample distances across epochs

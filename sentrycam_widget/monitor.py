@@ -9,37 +9,36 @@ projects each checkpoint with every method (``pipeline.project_checkpoint``), ru
 drawn on the widget's timeline, logged once and passed to ``on_alert``) and is the only code
 that touches the widget. When it has no live work it backfills the skipped
 checkpoints, each method with a fresh projector resumed from the frames before the gap, so
-projectors still see checkpoints in increasing order. ``close()`` drains everything and raises
-:class:`WorkerError` if the worker failed (the failure is also shown in the widget).
+projectors still see checkpoints in increasing order.
 
-Threading (see benchmarks/widget_training_slowdown.py): the worker limits its own torch
-intra-op threads to ``worker_threads`` (default 1: two OpenMP teams on two cores spin-wait on
-each other) and lowers its own scheduling priority with ``worker_nice`` (Linux per-thread nice
-value), so the training loop keeps the cores and projection fills the gaps. With PyTorch's
-OpenMP backend ``torch.set_num_threads`` sets the calling thread's team size *and* a
-process-wide default that every thread reads on its first parallel operation (checked with
-torch 2.13: a thread that had not used torch yet came up with 1 thread after the worker's
-call). The monitor therefore fixes the constructing (training) thread's own setting first, so
-training keeps the thread count it had.
+Skipped checkpoints live in the run directory, not in memory: the worker stores each one as it
+announces it and reloads it (one at a time) to backfill, and when more than ``queue_size``
+skipped checkpoints are still waiting in memory the training thread stores the oldest itself.
+So the monitor holds at most ``2 × queue_size`` captured checkpoints however far projection
+falls behind.
 
-While a worker runs, Python's GIL switch interval is 0.5 ms instead of 5 ms (restored when the
-last worker ends): the projector's many small torch steps hold the GIL between ops, and a
-training loop of small ops waited up to the full interval at each of its own (digits CNN, 20
-epochs per block: training +23 % with the monitor on at 5 ms against +7–10 % at 0.5 ms).
+Failures (each logged with its traceback and shown in the widget's status line): a method
+whose projection raises stops projecting (its frames so far are kept) while every checkpoint
+goes on being captured and stored, so ``python -m sentrycam_widget project RUN`` can compute
+the missing frames later; a torch head that cannot be stored (``torch.export`` fails) is
+dropped from the stored checkpoints, which keep features, logits and scalars; an ``on_alert``
+callback that raises is logged and recording goes on. Only a checkpoint that cannot be written
+at all (a full disk, a read-only directory) stops the worker. ``close()`` drains everything and
+raises :class:`WorkerError` naming every failure.
+
+Threading details (one torch thread, nice +10, a 0.5 ms GIL switch interval): see
+:mod:`sentrycam_widget.monitor_threads`.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
-import sys
 import threading
-import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,98 +46,30 @@ import numpy as np
 import torch
 
 from .alerts import AlertEngine
-from .capture import Checkpoint, ProbeSet, Recorder, images_from_inputs
+from .capture import Recorder
+from .checks import (
+    check_captured,
+    check_label_range,
+    check_model_has_data,
+    check_point_count,
+    checkpoint_axes,
+)
 from .errors import InputError, WorkerError
-from .pipeline import HistoryBefore, project_checkpoint
+from .monitor_inputs import check_methods, default_run_dir
+from .monitor_inputs import thumbnails as thumbnails_of
+from .monitor_threads import GIL_SWITCH, CheckpointQueue, lower_priority
+from .pipeline import HistoryBefore, project_checkpoint, project_run, resumed_projector
+from .probe import ProbeSet
 from .projection import graph
-from .projection.base import Frame, Projector, available_methods, make_projector
+from .projection.base import Projector, make_projector
+from .records import Alert, Checkpoint, Frame, TorchHead
 from .store import RunStore
-from .widget import SentryCamWidget, widget_from_store
+from .viewer import RunViewer
+from .widget import SentryCamWidget, add_stored
 
 log = logging.getLogger("sentrycam_widget")
 
-_MAX_THUMBNAIL_BYTES = 16 * 1024 * 1024
-AlertCallback = Callable[[dict[str, Any]], None]
-
-
-class _GilSwitchInterval:
-    """Shortens Python's GIL switch interval while at least one worker runs (module doc)."""
-
-    SECONDS = 0.0005
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._saved = sys.getswitchinterval()
-
-    def acquire(self) -> None:
-        with self._lock:
-            if self._users == 0:
-                self._saved = sys.getswitchinterval()
-                sys.setswitchinterval(min(self._saved, self.SECONDS))
-            self._users += 1
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0:
-                sys.setswitchinterval(self._saved)
-
-
-_GIL_SWITCH = _GilSwitchInterval()
-
-
-@dataclass
-class _Queue:
-    """Checkpoints waiting for the worker: bounded, newest wins, overflow kept for backfill."""
-
-    size: int
-    pending: list[Checkpoint] = field(default_factory=list)
-    skipped: dict[int, Checkpoint] = field(default_factory=dict)
-    closing: bool = False
-    busy: bool = False
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def put(self, checkpoint: Checkpoint) -> None:
-        with self.cond:
-            if len(self.pending) >= self.size:
-                oldest = self.pending.pop(0)
-                self.skipped[oldest.index] = oldest
-            self.pending.append(checkpoint)
-            self.cond.notify_all()
-
-    def take(self) -> tuple[str, list[Checkpoint]] | None:
-        """Next job: ``("live", [ckpt])`` first, else ``("backfill", gap)``; None once closed."""
-        with self.cond:
-            while True:
-                if self.pending:
-                    self.busy = True
-                    return "live", [self.pending.pop(0)]
-                if self.skipped:
-                    self.busy = True
-                    return "backfill", self._first_gap()
-                if self.closing:
-                    return None
-                self.busy = False
-                self.cond.notify_all()
-                self.cond.wait()
-
-    def _first_gap(self) -> list[Checkpoint]:
-        indices = sorted(self.skipped)
-        gap = [indices[0]]
-        for i in indices[1:]:
-            if i != gap[-1] + 1:
-                break
-            gap.append(i)
-        return [self.skipped.pop(i) for i in gap]
-
-    def wait_idle(self) -> None:
-        with self.cond:
-            self.cond.wait_for(lambda: not self.pending and not self.skipped and not self.busy)
-
-    def counts(self) -> tuple[int, int]:
-        with self.cond:
-            return len(self.pending), len(self.skipped)
+AlertCallback = Callable[[Alert], None]
 
 
 class Monitor:
@@ -146,9 +77,15 @@ class Monitor:
 
     ``methods`` are projection methods (``available_methods()``); ``run_dir`` is where the run is
     recorded (default ``runs/<date-time>``); ``queue_size`` bounds the checkpoints waiting for
-    the worker; ``on_alert(alert)`` is called (on the worker thread) for every alert raised;
-    ``device`` is passed to the projectors (e.g. ``"cuda"``). ``images`` are thumbnails for the
-    hover tooltip (default: derived from image-like probe inputs).
+    the worker; ``on_alert(alert)`` is called (on the worker thread) with each alert raised, an
+    :class:`~sentrycam_widget.records.Alert` whose ``method`` is set; ``device`` is passed to
+    the projectors (e.g. ``"cuda"``). ``images`` are thumbnails for the hover tooltip (default:
+    derived from image-like probe inputs).
+
+    ``methods=()`` records without projecting and has no widget (cluster jobs; project later
+    with ``sentrycam-widget project``). ``resume=True`` continues the run in ``run_dir`` (same
+    probe labels): new checkpoints follow the stored ones, missing frames are backfilled,
+    projectors resume from the stored frames, the widget shows it all; alerts start afresh.
     """
 
     def __init__(
@@ -168,13 +105,17 @@ class Monitor:
         method_options: dict[str, dict[str, Any]] | None = None,
         worker_threads: int = 1,
         worker_nice: int = 10,
+        resume: bool = False,
     ) -> None:
-        self.methods = _check_methods(methods)
+        self.methods = check_methods(methods)
         if int(queue_size) < 1:
             raise InputError(f"queue_size must be >= 1, got {queue_size}")
         if on_alert is not None and not callable(on_alert):
-            raise InputError("on_alert must be callable(alert_dict)")
+            raise InputError("on_alert must be callable(alert), alert a sentrycam_widget.Alert")
+        check_model_has_data(model)
         probe_set = ProbeSet.from_any(probe, images=images)
+        check_point_count(probe_set.n_points, "the probe set")
+        check_label_range(probe_set.labels, "the probe set's labels")
         self._recorder = Recorder(model, probe_set, layer=layer, head=head)
         options = {m: dict((method_options or {}).get(m, {})) for m in self.methods}
         if device is not None:
@@ -184,31 +125,44 @@ class Monitor:
         self._projectors: dict[str, Projector] = {
             m: make_projector(m, **options[m]) for m in self.methods
         }
-        thumbnails = _thumbnails(probe_set)
+        thumbnails = thumbnails_of(probe_set)
+        if resume and run_dir is None:
+            raise InputError("resume=True needs the run_dir of the run to continue")
         self.store = RunStore.create(
-            _default_run_dir() if run_dir is None else Path(run_dir),
+            default_run_dir() if run_dir is None else run_dir,
             probe_set.labels,
             class_names=class_names,
             layer=self._recorder.layer_name,
             probe=probe_set.describe(),
             images=thumbnails,
+            exist_ok=bool(resume),
         )
-        self.widget = SentryCamWidget(
-            probe_set.labels,
-            {m: p.has_inverse for m, p in self._projectors.items()},
-            class_names=class_names,
-            thumbnails=thumbnails,
-        )
+        self.widget: SentryCamWidget | None = None
+        if self.methods:
+            self.widget = SentryCamWidget(
+                probe_set.labels,
+                {m: p.has_inverse for m, p in self._projectors.items()},
+                class_names=class_names,
+                thumbnails=thumbnails,
+            )
         self._on_alert = on_alert
-        self._queue = _Queue(int(queue_size))
-        self._next_index = 0
-        self._announced = -1
+        self._queue = CheckpointQueue(int(queue_size))
+        stored = self.store.checkpoint_indices()
+        self._resumed = bool(stored)
+        self._next_index = stored[-1] + 1 if stored else 0
+        self._epoch = 0
+        self._announced = self._next_index - 1
         self._gap_states: dict[tuple[str, int], dict[str, Any]] = {}
         self.alert_engines = {m: AlertEngine() for m in self.methods}
-        self._held_alerts: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        self.alerts: list[dict[str, Any]] = []
-        self._last_live = -1
+        self._held_alerts: dict[tuple[str, int], list[Alert]] = {}
+        self.alerts: list[Alert] = []
+        self._last_live = self._next_index - 1
         self._error: BaseException | None = None
+        self._failures: list[tuple[str, BaseException]] = []
+        self._active = list(self.methods)
+        self._store_lock = threading.Lock()
+        self._stored: set[int] = set()
+        self._head_dropped = False
         self._warned = False
         self._closed = False
         self._projecting: str | None = None
@@ -217,20 +171,34 @@ class Monitor:
         self._worker_nice = int(worker_nice)
         torch.set_num_threads(torch.get_num_threads())  # pin this thread's count (module doc)
         self._worker = threading.Thread(target=self._run, name="sentrycam-worker", daemon=True)
-        _GIL_SWITCH.acquire()  # released by the worker when it ends
+        GIL_SWITCH.acquire()  # released by the worker when it ends
         try:
             self._worker.start()
         except BaseException:
-            _GIL_SWITCH.release()
+            GIL_SWITCH.release()
             raise
 
     # ------------------------------------------------------------------ training-thread API
-    def checkpoint(self, epoch: int, val_loss: float | None = None, **scalars: float) -> int | None:
-        """Capture the model now and queue it for projection; returns the checkpoint index.
+    def checkpoint(
+        self,
+        epoch: int | None = None,
+        *,
+        step: int | None = None,
+        val_loss: float | None = None,
+        **scalars: float,
+    ) -> int | None:
+        """Capture the model now and queue it for projection; returns the checkpoint's index.
 
-        Never waits for projection. After a worker failure nothing more is captured (the
-        error is shown in the widget and raised by :meth:`close`).
+        ``epoch`` and the global optimiser ``step`` are ints >= 0, at least one given (a
+        left-out epoch keeps the last one given, 0 before any); ``val_loss`` and ``scalars``
+        are stored with the checkpoint. Never waits for projection; returns None after a
+        worker failure (shown in the widget and raised by :meth:`close`).
         """
+        return self._record(self._recorder.capture, epoch, step=step, val_loss=val_loss, **scalars)
+
+    def _record(self, capture: Callable[..., Checkpoint], epoch: Any, **axes: Any) -> int | None:
+        """Number, capture (``capture(index=, epoch=, step=, scalars=)``) and queue a checkpoint;
+        ``axes`` are ``step``, ``val_loss`` and the other scalars."""
         if self._closed:
             raise InputError("this monitor is closed; create a new Monitor to record another run")
         if self._error is not None:
@@ -240,12 +208,21 @@ class Monitor:
                 )
                 self._warned = True
             return None
-        if val_loss is not None:
-            scalars = {"val_loss": val_loss, **scalars}
+        if self._failures and not self._warned:
+            warnings.warn(
+                f"sentrycam projection failed ({self._failures[0][0]}); still recording "
+                f"checkpoints in {self.store.path}",
+                stacklevel=2,
+            )
+            self._warned = True
+        self._epoch, step, scalars = checkpoint_axes(self._epoch, epoch, **axes)
         index = self._next_index
-        checkpoint = self._recorder.capture(index=index, epoch=int(epoch), scalars=scalars)
+        checkpoint = capture(index=index, epoch=self._epoch, step=step, scalars=scalars)
+        check_captured(checkpoint, self._recorder.layer_name)
         self._next_index += 1
-        self._queue.put(checkpoint)
+        spill = self._queue.put(checkpoint)
+        if spill is not None:
+            self._spill(spill)
         return index
 
     def flush(self) -> None:
@@ -262,6 +239,14 @@ class Monitor:
             self._worker.join()
         if self._error is not None:
             raise WorkerError(f"the sentrycam worker failed: {self._error}") from self._error
+        if self._failures:
+            failed = sorted({m for m in self.methods if m not in self._active})
+            raise WorkerError(
+                f"sentrycam projection failed: {'; '.join(m for m, _ in self._failures)}. Every "
+                f"captured checkpoint is stored in {self.store.path}; "
+                f"`python -m sentrycam_widget project {self.store.path} --method "
+                f"{failed[0]}` computes the missing frames"
+            ) from self._failures[0][1]
 
     def __enter__(self) -> Monitor:
         return self
@@ -271,25 +256,51 @@ class Monitor:
 
     # ------------------------------------------------------------------ viewing
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        if self.widget is None:
+            return {"text/plain": f"record-only sentrycam monitor writing to {self.store.path}"}
         return self.widget._repr_mimebundle_(**kwargs)
 
     def save_html(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
         """Write one self-contained offline HTML file with every frame sent so far."""
         from .html_export import export_html
 
-        return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
+        if self.widget is None:
+            raise InputError("a record-only monitor (methods=()) has no widget to save")
+        return export_html(self.widget, path, title or f"sentrycam run {self.store.name}")
+
+    @property
+    def selection(self) -> np.ndarray:
+        """Probe indices selected in the widget (lasso, box or click), sorted int64 [k]."""
+        if self.widget is None:
+            raise InputError("a record-only monitor (methods=()) has no widget to select in")
+        return self.widget.selected
 
     @staticmethod
-    def open(run_dir: str | os.PathLike[str]) -> RunViewer:
-        """Show a recorded run (every stored checkpoint and frame) without a model."""
-        return RunViewer(run_dir)
+    def open(
+        run_dir: str | os.PathLike[str],
+        follow: bool = False,
+        *,
+        methods: Sequence[str] | None = None,
+        interval: float = 1.0,
+    ) -> RunViewer:
+        """Show a recorded run (every stored checkpoint and frame) without a model.
+
+        With ``follow`` the view keeps up with a run another process is still writing
+        (``python -m sentrycam_widget watch`` projecting it): every ``interval`` seconds new
+        checkpoints and frames of ``methods`` (default: those stored, else sentrycam) are
+        sent to the widget, until ``viewer.stop()``.
+        """
+        return RunViewer(run_dir, follow=follow, methods=methods, interval=interval)
 
     # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:
-        _lower_priority(self._worker_nice)
+        lower_priority(self._worker_nice)
         torch.set_num_threads(self._worker_threads)
         try:
-            graph.warm_up()  # while the first epoch trains, not in the first frame's latency
+            if self.methods:
+                graph.warm_up()  # while the first epoch trains, not in the first frame's latency
+            if self._resumed:
+                self._continue_stored_run()
             while (job := self._queue.take()) is not None:
                 kind, checkpoints = job
                 if kind == "live":
@@ -301,7 +312,17 @@ class Monitor:
         except BaseException as exc:  # any failure must reach close() and the widget
             self._fail(exc)
         finally:
-            _GIL_SWITCH.release()
+            GIL_SWITCH.release()
+
+    def _continue_stored_run(self) -> None:
+        """Backfill the stored run's missing frames, resume projectors, show the stored run."""
+        for method in self.methods:
+            project_run(self.store, method, threads=None, **self._options[method])
+            self._projectors[method] = resumed_projector(
+                self.store, method, self._next_index, **self._options[method]
+            )
+        if self.widget is not None:
+            add_stored(self.widget, self.store, before=self._next_index)
 
     def _fail(self, exc: BaseException) -> None:
         self._error = exc
@@ -314,53 +335,130 @@ class Monitor:
         self._projecting = None
         self._publish_status()
 
-    def _announce(self, upto: Checkpoint) -> list[Checkpoint]:
-        """Store and show every checkpoint up to ``upto`` not yet sent; returns the skipped ones."""
+    def _spill(self, checkpoint: Checkpoint) -> None:
+        """Store a skipped checkpoint from the training thread so memory stays bounded."""
+        try:
+            self._store_checkpoint(checkpoint)
+        except Exception as exc:  # the worker stores it (or fails visibly) when it gets there
+            log.warning("could not store skipped checkpoint %d yet: %s", checkpoint.index, exc)
+            return
+        self._queue.stored(checkpoint.index)
+
+    def _store_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Write ``checkpoint`` once (training or worker thread); a torch head that cannot be
+        exported is dropped from this and later checkpoints, the rest is kept."""
+        with self._store_lock:
+            if checkpoint.index in self._stored:
+                return
+            if self._head_dropped and isinstance(checkpoint.head, TorchHead):
+                checkpoint = dataclasses.replace(checkpoint, head=None)
+            try:
+                self.store.append_checkpoint(checkpoint)
+            except InputError as exc:
+                if not isinstance(checkpoint.head, TorchHead):
+                    raise
+                log.error(
+                    "cannot store the torch head of checkpoint %d; storing the checkpoints "
+                    "without it (features, logits and scalars are kept)",
+                    checkpoint.index,
+                    exc_info=exc,
+                )
+                self._head_dropped = True
+                self.store.append_checkpoint(dataclasses.replace(checkpoint, head=None))
+            self._stored.add(checkpoint.index)
+
+    def _announce(self, upto: Checkpoint) -> None:
+        """Store and show every checkpoint up to ``upto`` not yet sent, one at a time; skipped
+        ones also go through the alert engines (feature-space signals only: no frame yet)."""
         with self._queue.cond:
-            waiting = {c.index: c for c in self._queue.skipped.values()}
-        skipped = [waiting[i] for i in range(self._announced + 1, upto.index) if i in waiting]
+            waiting = dict(self._queue.skipped)
         self._latest_epoch = upto.epoch
-        for checkpoint in [*skipped, upto]:
-            self.store.append_checkpoint(checkpoint)
-            self.widget.add_checkpoint(checkpoint, self._status())
+        for index in range(self._announced + 1, upto.index + 1):
+            if index == upto.index:
+                checkpoint = upto
+            elif index not in waiting:
+                continue
+            else:
+                held = waiting.pop(index)
+                checkpoint = self.store.checkpoint(index) if held is None else held
+            self._store_checkpoint(checkpoint)
+            self._queue.stored(index)
+            if self.widget is not None:
+                self.widget.add_checkpoint(checkpoint, self._status())
+            if index != upto.index:
+                for method in list(self._active):
+                    self._guarded(method, checkpoint, self._hold_gap_alerts, checkpoint)
         self._announced = upto.index
-        return skipped
+
+    def _hold_gap_alerts(self, method: str, checkpoint: Checkpoint) -> None:
+        # Alert engines see every checkpoint in order; a skipped one has no frame yet, so only
+        # its feature-space signals count. Its alerts wait for its backfilled frame.
+        alerts = self.alert_engines[method].update(checkpoint, None)
+        self._held_alerts[(method, checkpoint.index)] = alerts
+        self._deliver_alerts(method, checkpoint.epoch, alerts)
 
     def _project_live(self, checkpoint: Checkpoint) -> None:
         if checkpoint.index > self._last_live + 1:
             # A gap opens: remember each projector's state before it, for the backfill.
-            for method, projector in self._projectors.items():
+            for method in self._active:
                 self._gap_states[(method, self._last_live + 1)] = copy.deepcopy(
-                    projector.state_dict()
+                    self._projectors[method].state_dict()
                 )
-        skipped = self._announce(checkpoint)
-        for method in self.methods:
-            # Alert engines see every checkpoint in order; a skipped one has no frame yet, so
-            # only its feature-space signals count. Its alerts wait for its backfilled frame.
-            for gap_checkpoint in skipped:
-                alerts = self.alert_engines[method].update(gap_checkpoint, None)
-                self._held_alerts[(method, gap_checkpoint.index)] = alerts
-                self._deliver_alerts(method, gap_checkpoint.epoch, alerts)
-            self._project(self._projectors[method], checkpoint, live=True)
+        self._announce(checkpoint)
+        for method in list(self._active):
+            self._guarded(method, checkpoint, self._project_latest, checkpoint)
         self._last_live = checkpoint.index
 
-    def _project_gap(self, gap: list[Checkpoint]) -> None:
-        first = gap[0].index
-        for method in self.methods:
-            projector = make_projector(method, **self._options[method])
-            projector.resume(
-                HistoryBefore(self.store, first), self._gap_states.pop((method, first), None)
+    def _project_latest(self, method: str, checkpoint: Checkpoint) -> None:
+        self._project(self._projectors[method], checkpoint, live=True)
+
+    def _project_gap(self, gap: list[int]) -> None:
+        first = gap[0]
+        for method in list(self._active):
+            self._guarded(method, first, self._backfill, gap)
+
+    def _backfill(self, method: str, gap: list[int]) -> None:
+        projector = make_projector(method, **self._options[method])
+        projector.resume(
+            HistoryBefore(self.store, gap[0]), self._gap_states.pop((method, gap[0]), None)
+        )
+        for index in gap:  # reloaded one at a time: skipped checkpoints live on disk
+            self._project(projector, self.store.checkpoint(index), live=False)
+
+    def _guarded(
+        self, method: str, where: Checkpoint | int, work: Callable[..., None], *args: Any
+    ) -> None:
+        """Run one method's ``work``; if it raises, log it, show it and stop that method only
+        (checkpoints go on being stored, its frames so far are kept)."""
+        try:
+            work(method, *args)
+        except Exception as exc:
+            index = where.index if isinstance(where, Checkpoint) else where
+            message = f"{method} at checkpoint {index}: {type(exc).__name__}: {exc}"
+            self._failures.append((message, exc))
+            self._active.remove(method)
+            self._projecting = None
+            for key in [k for k in (*self._gap_states, *self._held_alerts) if k[0] == method]:
+                self._gap_states.pop(key, None)
+                self._held_alerts.pop(key, None)
+            log.error(
+                "sentrycam projection failed (%s); %s is stopped, checkpoints are still recorded",
+                message,
+                method,
+                exc_info=exc,
             )
-            for checkpoint in gap:
-                self._project(projector, checkpoint, live=False)
+            self._publish_status()
 
     def _project(self, projector: Projector, checkpoint: Checkpoint, *, live: bool) -> None:
         method = projector.method
         engine = self.alert_engines[method]
         held = self._held_alerts.pop((method, checkpoint.index), [])
 
+        raised: list[Alert] = []
+
         def attach_alerts(frame: Frame) -> None:
-            frame.alerts.extend(engine.update(checkpoint, frame) if live else held)
+            raised.extend(engine.update(checkpoint, frame) if live else held)
+            frame.alerts.extend(alert.to_dict() for alert in raised)
 
         self._projecting = f"{method} @ epoch {checkpoint.epoch}"
         self.widget.set_status(self._status())
@@ -370,16 +468,25 @@ class Monitor:
         self._projecting = None
         self.widget.add_frame(frame, self._status())
         if live:
-            self._deliver_alerts(method, frame.epoch, frame.alerts)
+            self._deliver_alerts(method, frame.epoch, raised)
 
-    def _deliver_alerts(self, method: str, epoch: int, alerts: list[dict[str, Any]]) -> None:
-        """Log each alert once and hand it to ``on_alert`` (on this worker thread)."""
+    def _deliver_alerts(self, method: str, epoch: int, alerts: list[Alert]) -> None:
+        """Log each alert once and hand it to ``on_alert`` (on this worker thread); a raising
+        callback is logged with its traceback and recording goes on."""
         for alert in alerts:
-            record = {"method": method, **alert}
+            record = dataclasses.replace(alert, method=method)
             self.alerts.append(record)
-            log.warning("sentrycam alert at epoch %s (%s): %s", epoch, method, alert["explanation"])
+            log.warning("sentrycam alert at epoch %s (%s): %s", epoch, method, alert.explanation)
             if self._on_alert is not None:
-                self._on_alert(record)
+                try:
+                    self._on_alert(record)
+                except Exception as exc:
+                    log.error(
+                        "on_alert raised for the %s alert at epoch %s; recording goes on",
+                        alert.signal,
+                        epoch,
+                        exc_info=exc,
+                    )
 
     def _status(self, drained: bool = False) -> dict[str, Any]:
         """The widget's status line; ``drained`` only once the closed worker has no work left."""
@@ -390,71 +497,17 @@ class Monitor:
             "projecting": self._projecting,
             "queued": queued,
             "backfill": backfill,
-            "error": None
-            if self._error is None
-            else f"{type(self._error).__name__}: {self._error}",
+            "error": self._error_text(),
             "closed": drained and self._error is None,
         }
 
+    def _error_text(self) -> str | None:
+        if self._error is not None:
+            return f"{type(self._error).__name__}: {self._error}"
+        if self._failures:
+            return "projection failed, still recording: " + "; ".join(m for m, _ in self._failures)
+        return None
+
     def _publish_status(self, drained: bool = False) -> None:
-        self.widget.set_status(self._status(drained))
-
-
-class RunViewer:
-    """A recorded run in the widget (``Monitor.open``); display it or ``save_html`` it."""
-
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        self.store = RunStore.open(run_dir)
-        self.widget = widget_from_store(self.store)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def save_html(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
-        from .html_export import export_html
-
-        return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
-
-
-def _check_methods(methods: Iterable[str]) -> list[str]:
-    if isinstance(methods, str):
-        methods = [methods]
-    chosen = list(dict.fromkeys(methods))
-    if not chosen:
-        raise InputError("methods must name at least one projection method")
-    unknown = [m for m in chosen if m not in available_methods()]
-    if unknown:
-        raise InputError(
-            f"unknown projection method(s) {unknown}; available: {', '.join(available_methods())}"
-        )
-    return chosen
-
-
-def _thumbnails(probe: ProbeSet) -> np.ndarray | None:
-    """Hover thumbnails: the probe's images, or small image-like inputs scaled to uint8."""
-    if probe.images is not None:
-        return probe.images
-    shape = tuple(probe.inputs.shape)
-    image_like = len(shape) == 3 or (len(shape) == 4 and 1 in (shape[1], shape[-1]))
-    if not image_like or probe.inputs.numel() > _MAX_THUMBNAIL_BYTES:
-        return None
-    try:
-        return images_from_inputs(probe.inputs)
-    except InputError:
-        return None
-
-
-def _default_run_dir() -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{stamp}-{os.getpid()}-{time.monotonic_ns() % 10_000:04d}"
-
-
-def _lower_priority(nice: int) -> None:
-    """Raise this thread's nice value (Linux: per thread) so training keeps the CPU first."""
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-    except OSError as exc:
-        log.info("could not lower the sentrycam worker's priority: %s", exc)
+        if self.widget is not None:
+            self.widget.set_status(self._status(drained))

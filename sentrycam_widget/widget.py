@@ -10,6 +10,8 @@ exported HTML file show every frame without a kernel):
   alerts). A new frame is sent exactly once, as its child model's binary state; the parent's
   list then grows by one short reference, so the bytes per frame do not grow with the run.
 - ``status``: the worker's live status line (queue, projecting, errors).
+- ``selection``: probe indices selected in the browser (synced both ways);
+  ``frame_window``: how many decoded frames the browser keeps (memory stays flat on long runs).
 
 Binary layout: float32 coordinates [N, 2], uint8 (or uint16 beyond 255 classes) class rasters,
 uint8 alpha, uint16 predictions, uint8 confidence; never JSON number lists. Only one thread (the
@@ -20,6 +22,7 @@ monitor's worker) may call :meth:`SentryCamWidget.add_checkpoint` / ``add_frame`
 from __future__ import annotations
 
 import json
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -30,15 +33,16 @@ import ipywidgets
 import numpy as np
 import traitlets
 
-from .capture import Checkpoint
 from .errors import InputError
-from .projection.base import Frame
+from .records import Checkpoint, Frame
 from .render import palette
 from .store import RunStore
 
 _STATIC = Path(__file__).parent / "static"
 _REF_PREFIX = "anywidget:"
 PLOT_SIZE = 520
+FRAME_WINDOW = 24
+"""Decoded frames the browser keeps at once (js/src/frames.js); the rest are re-decoded on demand."""
 
 
 def _array(values: np.ndarray, dtype: str) -> dict[str, Any]:
@@ -55,6 +59,30 @@ class _Payload(ipywidgets.Widget):
     """A child model holding one checkpoint's or one frame's data (base ``WidgetModel``)."""
 
     data = traitlets.Dict().tag(sync=True)
+
+
+class _BokehSource(ipywidgets.Widget):
+    """BokehJS's source as one model per kernel, referenced by every widget: a page (and a saved
+    notebook) receives the 1.3 MB once however many widgets it shows."""
+
+    source = traitlets.Unicode().tag(sync=True)
+
+
+_shared: dict[str, _BokehSource] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_bokeh() -> _BokehSource:
+    """The kernel's one BokehJS model (made again if it was closed)."""
+    with _shared_lock:
+        model = _shared.get("bokeh")
+        if model is None or model.comm is None:
+            model = _shared["bokeh"] = _BokehSource(source=bokeh_js())
+        return model
+
+
+def _ref_to_json(child: ipywidgets.Widget | None, _widget: Any) -> str | None:
+    return None if child is None else f"{_REF_PREFIX}{child.model_id}"
 
 
 @cache
@@ -87,6 +115,7 @@ def _plot_item() -> str:
         output_backend="canvas",
         name="plot",
     )
+    fig.toolbar.active_scroll = None  # the page scrolls past the plot; zoom is opt-in
     fig.grid.visible = False
     fig.axis.visible = False
     background = ColumnDataSource(
@@ -96,9 +125,10 @@ def _plot_item() -> str:
     # points arrive as an RGBA raster drawn by the browser (js/src/plot.js)
     points = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []}, name="points")
     fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=points)
-    trail = ColumnDataSource({"x": [], "y": []}, name="trajectory")
-    fig.line(x="x", y="y", source=trail, line_color="#222222", line_width=1.5)
-    fig.scatter(x="x", y="y", source=trail, size=4, fill_color="#222222", line_color=None)
+    trail = ColumnDataSource({"xs": [], "ys": []}, name="trajectory")
+    fig.multi_line(xs="xs", ys="ys", source=trail, line_color="#222222", line_width=1.2)
+    vertices = ColumnDataSource({"x": [], "y": []}, name="trajectory_points")
+    fig.scatter(x="x", y="y", source=vertices, size=3, fill_color="#222222", line_color=None)
     highlight = ColumnDataSource({"x": [], "y": []}, name="highlight")
     fig.scatter(
         x="x",
@@ -117,7 +147,7 @@ class SentryCamWidget(anywidget.AnyWidget):
 
     _esm = _STATIC / "widget.js"
     _css = _STATIC / "widget.css"
-    _bokeh_js = traitlets.Unicode("").tag(sync=True)
+    _bokeh = traitlets.Instance(_BokehSource, allow_none=True).tag(sync=True, to_json=_ref_to_json)
     _bokeh_version = traitlets.Unicode(bokeh.__version__).tag(sync=True)
     _plot = traitlets.Unicode().tag(sync=True)
     probe = traitlets.Dict().tag(sync=True)
@@ -126,6 +156,8 @@ class SentryCamWidget(anywidget.AnyWidget):
     checkpoints = traitlets.List().tag(sync=True, to_json=_refs_to_json)
     frames = traitlets.List().tag(sync=True, to_json=_refs_to_json)
     status = traitlets.Dict().tag(sync=True)
+    selection = traitlets.List(traitlets.Int()).tag(sync=True)
+    frame_window = traitlets.Int(FRAME_WINDOW, min=1).tag(sync=True)
 
     def __init__(
         self,
@@ -144,7 +176,7 @@ class SentryCamWidget(anywidget.AnyWidget):
             raise InputError("the widget needs at least one projection method")
         n_classes = int(labels.max()) + 1
         super().__init__(
-            _bokeh_js=bokeh_js() if embed_bokeh else "",
+            _bokeh=shared_bokeh() if embed_bokeh else None,
             _plot=_plot_item(),
             probe=_probe_payload(labels, n_classes, class_names, thumbnails),
             methods=list(methods),
@@ -180,6 +212,11 @@ class SentryCamWidget(anywidget.AnyWidget):
             self.frames = [*self.frames, payload]
             if status is not None:
                 self.status = status
+
+    @property
+    def selected(self) -> np.ndarray:
+        """Probe indices selected in the browser (lasso, box or click), sorted, as int64 [k]."""
+        return np.asarray(self.selection, dtype=np.int64)
 
     def set_status(self, status: dict[str, Any]) -> None:
         self.status = status
@@ -218,56 +255,76 @@ def _probe_payload(
 
 
 def checkpoint_payload(checkpoint: Checkpoint) -> dict[str, Any]:
-    """Epoch, scalars, predictions (uint16) and confidence (softmax max, uint8 0..255)."""
+    """Epoch, step (or None), scalars, predictions (uint16) and confidence (uint8 0..255)."""
     data: dict[str, Any] = {
         "index": int(checkpoint.index),
         "epoch": int(checkpoint.epoch),
-        "scalars": {k: float(v) for k, v in checkpoint.scalars.items()},
+        "step": None if checkpoint.step is None else int(checkpoint.step),
+        "scalars": {k: finite_or_none(v) for k, v in checkpoint.scalars.items()},
         "pred": None,
         "conf": None,
     }
     if checkpoint.logits is not None:
         logits = checkpoint.logits.astype(np.float64)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        confidence = shifted.max(axis=1) / shifted.sum(axis=1)
+        confidence = np.nan_to_num(shifted.max(axis=1) / shifted.sum(axis=1), nan=0.0)
         data["pred"] = _array(logits.argmax(axis=1), "uint16")
         data["conf"] = _array(np.rint(confidence * 255), "uint8")
     return data
 
 
 def frame_payload(frame: Frame) -> dict[str, Any]:
-    """Coordinates, point bounds, background raster, metrics and alerts of one frame."""
+    """Coordinates, point bounds, background raster, metrics and alerts of one frame.
+
+    Non-finite coordinates stay in ``xy`` (the browser flags those points); ``bounds`` cover the
+    finite points only (``None`` when there are none) and ``missing`` counts the others.
+    Non-finite metrics become ``None``, and a background whose extent is not finite is dropped,
+    so the JSON never holds ``NaN`` (which no browser parses).
+    """
     emb = frame.embedding
-    lo, hi = emb.min(axis=0), emb.max(axis=0)
+    finite = np.isfinite(emb).all(axis=1)
+    bounds = None
+    if finite.any():
+        lo, hi = emb[finite].min(axis=0), emb[finite].max(axis=0)
+        bounds = [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])]
     data: dict[str, Any] = {
         "method": frame.method,
         "index": int(frame.index),
         "epoch": int(frame.epoch),
         "xy": _array(emb, "float32"),
-        "bounds": [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])],
+        "bounds": bounds,
+        "missing": int((~finite).sum()),
         "background": None,
-        "metrics": {k: float(v) for k, v in frame.metrics.items() if np.isfinite(v)},
+        "metrics": {k: finite_or_none(v) for k, v in frame.metrics.items()},
         "alerts": [_jsonable(a) for a in frame.alerts],
     }
     bg = frame.background
-    if bg is not None:
+    if bg is not None and np.isfinite(np.asarray(bg.extent, dtype=np.float64)).all():
         class_dtype = "uint8" if int(bg.classes.max(initial=0)) < 256 else "uint16"
         data["background"] = {
             "classes": _array(bg.classes, class_dtype),
             "alpha": _array(bg.alpha, "uint8"),
-            "extent": list(bg.extent),
+            "extent": [float(v) for v in bg.extent],
         }
     return data
 
 
+def finite_or_none(value: Any) -> float | None:
+    """``float(value)``, or ``None`` for NaN/±inf (JSON has no spelling for them)."""
+    number = float(value)
+    return number if np.isfinite(number) else None
+
+
 def _jsonable(value: Any) -> Any:
-    """Alert records as plain JSON (numpy scalars to Python numbers)."""
+    """Alert records as plain JSON (numpy scalars to Python numbers, NaN/inf to ``None``)."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float):
+        return finite_or_none(value)
     return value
 
 
@@ -282,10 +339,37 @@ def widget_from_store(store: RunStore) -> SentryCamWidget:
         class_names=store.class_names,
         thumbnails=store.images,
     )
-    for checkpoint in store.checkpoints():
-        widget.add_checkpoint(checkpoint)
-    for method in methods:
-        for frame in frames[method]:
-            widget.add_frame(frame)
+    add_stored(widget, store, frames=frames)
     widget.set_status({"closed": True})
     return widget
+
+
+def add_stored(
+    widget: SentryCamWidget,
+    store: RunStore,
+    before: int | None = None,
+    *,
+    frames: dict[str, list[Frame]] | None = None,
+) -> None:
+    """Send ``store``'s checkpoints and frames (those with index < ``before``) to ``widget``.
+
+    Parameters
+    ----------
+    widget
+        The widget (of the run's probe set).
+    store
+        The run.
+    before
+        Only entries with a smaller index (None: all).
+    frames
+        The frames per method when already loaded (default: every method's stored frames).
+    """
+    if frames is None:
+        frames = {m: store.frames(m) for m in store.methods() if m in widget.methods}
+    for checkpoint in store.checkpoints():
+        if before is None or checkpoint.index < before:
+            widget.add_checkpoint(checkpoint)
+    for method_frames in frames.values():
+        for frame in method_frames:
+            if before is None or frame.index < before:
+                widget.add_frame(frame)

@@ -8,7 +8,7 @@ import pytest
 from sentrycam_widget.capture import checkpoint_from_arrays
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.export import export_npz
-from sentrycam_widget.projection.base import Frame
+from sentrycam_widget.records import Frame
 from sentrycam_widget.store import RunStore
 
 N, D = 12, 4

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 
-from sentrycam_widget.capture import Checkpoint
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.metrics import (
     continuity,
@@ -18,7 +17,7 @@ from sentrycam_widget.metrics import (
     temporal_metrics,
     trustworthiness,
 )
-from sentrycam_widget.projection.base import Frame
+from sentrycam_widget.records import Checkpoint, Frame
 
 
 def _planar_data_in_10d(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

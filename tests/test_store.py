@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from sentrycam_widget.capture import Checkpoint, LinearHead, TorchHead
 from sentrycam_widget.errors import InputError, RunFormatError
-from sentrycam_widget.projection.base import Background, Frame
+from sentrycam_widget.records import Background, Checkpoint, Frame, LinearHead, TorchHead
 from sentrycam_widget.store import DamagedEntryWarning, RunStore
 
 N, D, C = 12, 5, 3
@@ -335,7 +334,7 @@ _WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from sentrycam_widget.capture import Checkpoint
+    from sentrycam_widget.records import Checkpoint
     from sentrycam_widget.store import RunStore
 
     store = RunStore.create(sys.argv[1], np.arange({n}) % 3)

@@ -1,4 +1,4 @@
-// The BokehJS side: load BokehJS once per page from the copy the widget carries (no CDN), embed
+// The BokehJS side: load BokehJS once per page from the kernel's shared copy (no CDN), embed
 // the figure Python built, and expose the few operations the view needs. The view talks only to
 // this small interface, so unit tests substitute a recording fake for it.
 //
@@ -10,15 +10,15 @@ import { rasterizePoints } from "./data.js";
 
 const LOADING = Symbol.for("sentrycam_widget.bokeh_loading");
 
-/** Make `window.Bokeh` (version `version`) available, injecting `source` once per page. */
-export function ensureBokeh(source, version) {
+/** Make `window.Bokeh` (version `version`) available, injecting the source that
+ * `loadSource()` resolves to once per page. */
+export function ensureBokeh(loadSource, version) {
   const g = globalThis;
   if (g.Bokeh?.version === version) return Promise.resolve(g.Bokeh);
   if (g[LOADING]) return g[LOADING];
-  if (!source) {
-    return Promise.reject(new Error(`BokehJS ${version} is not on this page and the widget carries no copy`));
-  }
-  g[LOADING] = new Promise((resolve, reject) => {
+  g[LOADING] = (async () => {
+    const source = await loadSource();
+    if (!source) throw new Error(`BokehJS ${version} is not on this page and the widget carries no copy`);
     // An AMD loader (classic notebook's require.js) would swallow the UMD bundle: hide it.
     const define = g.define;
     g.define = undefined;
@@ -29,8 +29,11 @@ export function ensureBokeh(source, version) {
     } finally {
       g.define = define;
     }
-    if (g.Bokeh?.version === version) resolve(g.Bokeh);
-    else reject(new Error(`loading BokehJS ${version} failed (found ${g.Bokeh?.version ?? "none"})`));
+    if (g.Bokeh?.version === version) return g.Bokeh;
+    throw new Error(`loading BokehJS ${version} failed (found ${g.Bokeh?.version ?? "none"})`);
+  })();
+  g[LOADING].catch(() => {
+    g[LOADING] = null; // a later widget may carry a copy
   });
   return g[LOADING];
 }
@@ -48,6 +51,7 @@ export async function createBokehPlot(container, item, Bokeh) {
   const points = model("points");
   const background = model("background");
   const trail = model("trajectory");
+  const vertices = model("trajectory_points");
   const highlight = model("highlight");
   const xRange = model("x_range");
   const yRange = model("y_range");
@@ -92,8 +96,14 @@ export async function createBokehPlot(container, item, Bokeh) {
       if (current && viewKey() !== drawnFor) drawPoints();
     });
   };
-  xRange.connect(xRange.change, redrawSoon);
-  yRange.connect(yRange.change, redrawSoon);
+  let settingRanges = false;
+  let onUserRange = () => {};
+  const rangeChanged = () => {
+    if (!settingRanges) onUserRange();
+    redrawSoon();
+  };
+  xRange.connect(xRange.change, rangeChanged);
+  yRange.connect(yRange.change, rangeChanged);
   return {
     plotView,
     setPoints(style) {
@@ -119,22 +129,36 @@ export async function createBokehPlot(container, item, Bokeh) {
       };
     },
     setRanges([x0, x1, y0, y1]) {
-      xRange.setv({ start: x0, end: x1 });
-      yRange.setv({ start: y0, end: y1 });
+      settingRanges = true;
+      try {
+        xRange.setv({ start: x0, end: x1 });
+        yRange.setv({ start: y0, end: y1 });
+      } finally {
+        settingRanges = false;
+      }
     },
-    setTrajectory(path) {
-      trail.data = path ? { x: path.xs, y: path.ys } : { x: [], y: [] };
+    /** `callback()` when the user pans or zooms (not when setRanges moves the view). */
+    onUserRange(callback) {
+      onUserRange = callback;
+    },
+    /** Paths `{xs: [Float32Array], ys: [...]}` (one per point), or null to clear. */
+    setTrajectories(paths) {
+      trail.data = paths ? { xs: paths.xs, ys: paths.ys } : { xs: [], ys: [] };
+      const flat = (columns) => Float32Array.from(columns.flatMap((c) => [...c]));
+      vertices.data = paths ? { x: flat(paths.xs), y: flat(paths.ys) } : { x: [], y: [] };
     },
     setHighlight(point) {
       highlight.data = point ? { x: [point.x], y: [point.y] } : { x: [], y: [] };
     },
-    /** Data coordinates and pixels-per-unit under a client (mouse) position, or null outside. */
-    toData(clientX, clientY) {
+    /** Data coordinates and pixels-per-unit under a client (mouse) position; null outside the
+     * plot area unless `inside` is false. */
+    toData(clientX, clientY, inside = true) {
       const rect = plotView.canvas_view.el.getBoundingClientRect();
       const sx = clientX - rect.left;
       const sy = clientY - rect.top;
       const { bbox, x_scale, y_scale } = plotView.frame;
-      if (sx < bbox.left || sx > bbox.right || sy < bbox.top || sy > bbox.bottom) return null;
+      const out = sx < bbox.left || sx > bbox.right || sy < bbox.top || sy > bbox.bottom;
+      if (inside && out) return null;
       const kx = bbox.width / Math.abs(xRange.end - xRange.start);
       const ky = bbox.height / Math.abs(yRange.end - yRange.start);
       return { x: x_scale.invert(sx), y: y_scale.invert(sy), kx, ky };

@@ -1,8 +1,6 @@
 """Projection methods: SentryCam (default) and the baselines, behind one protocol."""
 
 from .base import (
-    Background,
-    Frame,
     Projector,
     RunHistory,
     available_methods,
@@ -11,8 +9,6 @@ from .base import (
 )
 
 __all__ = [
-    "Background",
-    "Frame",
     "Projector",
     "RunHistory",
     "available_methods",

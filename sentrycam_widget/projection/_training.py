@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..capture import Checkpoint
 from ..errors import InputError, RunFormatError
+from ..records import Checkpoint, Frame
 from .autoencoder import Autoencoder, recalibrate_batchnorm
 from .background import decision_background, decoded_predictions, square_extent
-from .base import Frame, Projector
+from .base import Projector
 
 
 def resolve_device(device: str) -> torch.device:

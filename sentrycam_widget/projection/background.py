@@ -13,8 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..capture import Head
-from .base import Background
+from ..records import Background, Head
 
 BOUNDARY_MARGIN = 0.15
 PAD_FRACTION = 0.1

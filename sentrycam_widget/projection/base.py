@@ -1,76 +1,19 @@
-"""The projector protocol and the frame it produces; shared by SentryCam, UMAP and DVI.
+"""The projector protocol and the method registry; shared by SentryCam, UMAP and DVI.
 
-Every method turns a stream of :class:`~sentrycam_widget.capture.Checkpoint` records into
-:class:`Frame` records, one per checkpoint, in order. The monitor, the store, the metrics and the
-widget only ever see this protocol, so adding a method needs no change anywhere else.
+Every method turns a stream of :class:`~sentrycam_widget.records.Checkpoint` records into
+:class:`~sentrycam_widget.records.Frame` records, one per checkpoint, in order. The monitor, the
+store, the metrics and the widget only ever see this protocol, so adding a method needs no
+change anywhere else.
 """
 
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any, ClassVar, Protocol
 
-import numpy as np
-
-from ..capture import Checkpoint
 from ..errors import InputError
-
-
-@dataclass(eq=False)
-class Background:
-    """Decision-region raster behind a frame (SPEC §2.6).
-
-    ``classes[i, j]`` is the head's argmax class at grid cell (row i, column j) and ``alpha`` its
-    colour strength m' scaled to 0..255 (0 on boundary cells, which are painted white). Row 0 is
-    the bottom of the plot (y = y0); cell centres lie on ``linspace(x0, x1, R)`` and
-    ``linspace(y0, y1, R)`` with ``extent = (x0, x1, y0, y1)``.
-    """
-
-    classes: np.ndarray
-    alpha: np.ndarray
-    extent: tuple[float, float, float, float]
-
-    def __post_init__(self) -> None:
-        self.classes = np.ascontiguousarray(self.classes, dtype=np.uint16)
-        self.alpha = np.ascontiguousarray(self.alpha, dtype=np.uint8)
-        self.extent = tuple(float(v) for v in self.extent)  # type: ignore[assignment]
-        if self.classes.ndim != 2 or self.classes.shape != self.alpha.shape:
-            raise InputError(
-                f"background classes and alpha must be equal [R, R] rasters, got "
-                f"{self.classes.shape} and {self.alpha.shape}"
-            )
-
-    @property
-    def resolution(self) -> int:
-        return int(self.classes.shape[0])
-
-
-@dataclass(eq=False)
-class Frame:
-    """One method's picture of one checkpoint: 2-D positions of all N probe points and extras.
-
-    ``recon_pred`` is the head's prediction on the decoded points (methods with an inverse
-    only); PPR is ``mean(recon_pred == checkpoint predictions)``. ``metrics`` holds SPEC §4
-    numbers, ``timings`` seconds per pipeline stage, ``alerts`` the alert records raised at it.
-    """
-
-    method: str
-    index: int
-    epoch: int
-    embedding: np.ndarray
-    background: Background | None = None
-    recon_pred: np.ndarray | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.embedding = np.ascontiguousarray(self.embedding, dtype=np.float32)
-        if self.embedding.ndim != 2 or self.embedding.shape[1] != 2:
-            raise InputError(f"frame embedding must be [N, 2], got shape {self.embedding.shape}")
-        if self.recon_pred is not None:
-            self.recon_pred = np.ascontiguousarray(self.recon_pred, dtype=np.int64)
+from ..records import Checkpoint, Frame
 
 
 class RunHistory(Protocol):
@@ -127,14 +70,26 @@ def register_method(name: str, target: str) -> None:
     _REGISTRY[name] = target
 
 
+def require_method(method: str, stored: Iterable[str] = ()) -> None:
+    """Fail, listing what is available, unless ``method`` is registered or one of ``stored``.
+
+    Parameters
+    ----------
+    method
+        The projection method asked for.
+    stored
+        Methods a run already holds frames of (accepted even when not registered here).
+    """
+    known = sorted(set(_REGISTRY) | set(stored))
+    if method not in known:
+        raise InputError(f"unknown projection method {method!r}; available: {', '.join(known)}")
+
+
 def make_projector(method: str, **options: Any) -> Projector:
     """Create the projector registered as ``method`` with keyword ``options``."""
     import importlib
 
-    if method not in _REGISTRY:
-        raise InputError(
-            f"unknown projection method {method!r}; available: {', '.join(available_methods())}"
-        )
+    require_method(method)
     module_name, class_name = _REGISTRY[method].split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls(**options)

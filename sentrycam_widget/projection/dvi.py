@@ -41,12 +41,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..capture import Checkpoint, Head
 from ..errors import InputError
+from ..records import Checkpoint, Frame, Head
 from ._training import AutoencoderProjector, Stage
 from .autoencoder import Autoencoder
 from .background import logit_margin
-from .base import Frame, RunHistory
+from .base import RunHistory
 from .graph import fuzzy_edges, knn_graph, sample_edges
 from .losses import mean_feature_variance, reconstruction_loss, umap_cross_entropy
 

@@ -40,9 +40,7 @@ def knn_graph(
     x = np.ascontiguousarray(x, dtype=np.float32)
     if n > exact_max_points:
         if init_graph is not None and init_graph.shape[0] != n:
-            raise InputError(
-                f"init_graph has {init_graph.shape[0]} rows but there are {n} points"
-            )
+            raise InputError(f"init_graph has {init_graph.shape[0]} rows but there are {n} points")
         return _approximate_knn(x, k, init_graph)
     return _exact_knn(x, k)
 

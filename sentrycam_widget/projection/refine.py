@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..capture import Head
 from ..errors import InputError
+from ..records import Head
 from .autoencoder import Autoencoder, recalibrate_batchnorm
 from .losses import NEGATIVE_RATE, UMAP_A, UMAP_B, reconstruction_loss
 
@@ -83,11 +83,12 @@ def refine_layout(
     nothing = np.zeros(1, dtype=np.float32)
     for epoch in range(n_epochs):
         alpha = learning_rate * (1.0 - epoch / n_epochs)
+        # densMAP off: umap-learn's own placeholder arguments after ``epoch``
         epoch_fn(
             y, y, head, tail, n, epochs_per_sample, UMAP_A, UMAP_B, rng_state, 1.0, 2,
             True, alpha, per_negative, next_negative, next_sample, epoch,
             False, nothing, nothing, 0, 0, 0, 0, nothing, nothing, 0,
-        )  # fmt: skip  (densMAP off: umap-learn's own placeholder arguments)
+        )  # fmt: skip
         if target is not None and anchor_weight > 0:
             y += min(1.0, anchor_weight * alpha) * (target - y)
     return y

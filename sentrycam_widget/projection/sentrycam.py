@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..capture import Checkpoint
 from ..errors import InputError, RunFormatError
+from ..records import Checkpoint, Frame
 from ._training import AutoencoderProjector, Stage
 from .autoencoder import Autoencoder
-from .base import Frame, RunHistory
+from .base import RunHistory
 from .graph import (
     fuzzy_edges,
     knn_graph,
@@ -277,7 +277,10 @@ class SentryCamProjector(AutoencoderProjector):
         if n > self.exact_max_points and self.pca_dims is not None:
             view = pca_view(features, self.pca_dims, self.seed)
         indices, dists = knn_graph(
-            view, min(self.k, n), init_graph=self.knn_indices, exact_max_points=self.exact_max_points
+            view,
+            min(self.k, n),
+            init_graph=self.knn_indices,
+            exact_max_points=self.exact_max_points,
         )
         self.knn_indices = indices
         return fuzzy_edges(indices, dists)

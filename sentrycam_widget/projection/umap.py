@@ -24,10 +24,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..capture import Checkpoint
 from ..errors import InputError
+from ..records import Checkpoint, Frame
 from ._training import Stage, resolve_device
-from .base import Frame, Projector, RunHistory
+from .base import Projector, RunHistory
 
 
 class UMAPProjector(Projector):

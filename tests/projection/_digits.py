@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 
 from sentrycam_widget import demo
-from sentrycam_widget.capture import Checkpoint, ProbeSet, Recorder
+from sentrycam_widget.capture import Recorder
+from sentrycam_widget.probe import ProbeSet
+from sentrycam_widget.records import Checkpoint
 
 
 @functools.cache

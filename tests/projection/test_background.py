@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from sentrycam_widget.capture import LinearHead
 from sentrycam_widget.projection.background import (
     decision_background,
     grid_points,
@@ -15,6 +14,7 @@ from sentrycam_widget.projection.background import (
     reconstruction_predictions,
     square_extent,
 )
+from sentrycam_widget.records import LinearHead
 
 # logits (x, -x, -1): class 0 right of x = 0, class 1 left of it; margin 2|x| / (|x| + 1)
 # for |x| <= 1, so cells with |x| < 0.15 / 1.85 ≈ 0.081 are boundary

@@ -10,17 +10,16 @@ import pytest
 import torch
 from _digits import digits_checkpoints
 
-from sentrycam_widget.capture import Checkpoint, LinearHead
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.metrics import frame_metrics
 from sentrycam_widget.projection.background import logit_margin
-from sentrycam_widget.projection.base import Frame
 from sentrycam_widget.projection.dvi import (
     BOUNDARY_MARGIN,
     DVIProjector,
     boundary_points,
     neighbour_preserving_rate,
 )
+from sentrycam_widget.records import Checkpoint, Frame, LinearHead
 
 
 def test_neighbour_preserving_rate_counts_surviving_neighbours_without_self() -> None:

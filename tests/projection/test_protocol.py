@@ -16,15 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-from sentrycam_widget.capture import Checkpoint, LinearHead
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.projection import (
-    Frame,
     Projector,
     available_methods,
     make_projector,
     register_method,
 )
+from sentrycam_widget.records import Checkpoint, Frame, LinearHead
 from sentrycam_widget.store import RunStore
 
 _BASELINES = {
@@ -59,6 +58,7 @@ def _drifting_checkpoints() -> list[Checkpoint]:
 # Small budgets: this test checks the protocol, not faithfulness (see each method's own tests).
 _FAST_OPTIONS: dict[str, dict[str, Any]] = {
     "sentrycam": {"cold_steps": 30, "warm_steps": 10, "resolution": 24},
+    "sentrycam-spec": {"cold_steps": 30, "warm_steps": 10, "resolution": 24},
     "dvi": {"cold_epochs": 4, "warm_epochs": 2, "resolution": 24},
     "umap": {"n_epochs": 100},
     "umap-independent": {"n_epochs": 100},

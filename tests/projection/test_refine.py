@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from sentrycam_widget.capture import LinearHead
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.metrics import trustworthiness
 from sentrycam_widget.projection.autoencoder import Autoencoder
 from sentrycam_widget.projection.graph import spatial_edges
 from sentrycam_widget.projection.refine import fit_decoder, refine_layout
+from sentrycam_widget.records import LinearHead
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from sentrycam_widget.capture import Checkpoint, LinearHead
 from sentrycam_widget.errors import InputError, RunFormatError
-from sentrycam_widget.projection import Frame, make_projector
+from sentrycam_widget.projection import make_projector
 from sentrycam_widget.projection.sentrycam import SentryCamProjector
+from sentrycam_widget.records import Checkpoint, Frame, LinearHead
 
 FAST = {"cold_steps": 40, "warm_steps": 10, "batch_edges": 500, "resolution": 32}
 

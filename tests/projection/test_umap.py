@@ -9,15 +9,14 @@ import pytest
 import torch
 from _digits import digits_checkpoints
 
-from sentrycam_widget.capture import Checkpoint
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.metrics import frame_metrics, temporal_metrics
-from sentrycam_widget.projection.base import Frame
 from sentrycam_widget.projection.umap import (
     IndependentUMAPProjector,
     UMAPProjector,
     procrustes_align,
 )
+from sentrycam_widget.records import Checkpoint, Frame
 
 
 def test_procrustes_recovers_a_rotated_reflected_scaled_shifted_layout() -> None:

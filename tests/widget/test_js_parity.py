@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentrycam_widget.projection.base import Background
+from sentrycam_widget.records import Background
 from sentrycam_widget.render import background_rgba, palette
 
 JS_SRC = Path(__file__).resolve().parents[2] / "js" / "src" / "data.js"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -10,7 +11,13 @@ from widget_synthetic import synthetic_checkpoint, synthetic_frame
 
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.render import palette
-from sentrycam_widget.widget import SentryCamWidget, bokeh_js
+from sentrycam_widget.widget import (
+    SentryCamWidget,
+    bokeh_js,
+    checkpoint_payload,
+    frame_payload,
+    shared_bokeh,
+)
 
 N = 120
 LABELS = np.arange(N) % 3
@@ -37,8 +44,27 @@ def test_probe_is_sent_once_as_binary_with_the_shared_palette(wire):
     assert np.array_equal(np.frombuffer(by_path[("probe", "labels", "buffer")], np.uint16), LABELS)
     assert by_path[("probe", "palette", "buffer")] == palette(3).tobytes()
     state = opening["data"]["state"]
-    assert state["_bokeh_js"] == bokeh_js() and "cdn" not in state["_bokeh_js"][:2000].lower()
     assert state["inverse"] == {"sentrycam": True}
+
+
+def _bytes(message) -> int:
+    return len(json.dumps(message["data"])) + sum(len(b) for b in message["buffers"])
+
+
+def test_bokehjs_is_sent_once_however_many_widgets_are_shown(wire):
+    shared_bokeh().close()  # a fresh kernel: nothing sent yet
+    widgets = [SentryCamWidget(LABELS, {"sentrycam": True}) for _ in range(3)]
+    refs = {w.get_state()["_bokeh"] for w in widgets}
+    assert len(refs) == 1
+    carrying = [m for m in wire if (m["data"].get("state") or {}).get("source") == bokeh_js()]
+    assert len(carrying) == 1
+    assert carrying[0]["comm_id"] == refs.pop().removeprefix("anywidget:")
+    assert "cdn" not in bokeh_js()[:2000].lower()
+    # the page weight of three widgets is one BokehJS plus three small states
+    total = sum(_bytes(m) for m in wire)
+    assert total < _bytes(carrying[0]) + 3 * 100_000
+    widgets[0]._bokeh.close()
+    assert SentryCamWidget(LABELS, {"sentrycam": True})._bokeh.comm is not None
 
 
 def test_frame_from_worker_thread_is_one_binary_child_plus_one_small_update(wire):
@@ -111,3 +137,39 @@ def test_bad_frames_fail_fast():
         SentryCamWidget(np.zeros((2, 2), int), {"sentrycam": True})
     with pytest.raises(InputError, match="thumbnails"):
         SentryCamWidget(LABELS, {"sentrycam": True}, thumbnails=np.zeros((N, 8), np.uint8))
+
+
+def test_nan_and_inf_never_reach_the_json_and_are_counted():
+    checkpoint = synthetic_checkpoint(0, LABELS)
+    checkpoint.scalars = {"val_loss": float("nan"), "train_loss": float("inf"), "acc": 0.5}
+    checkpoint.logits[3] = np.nan
+    frame = synthetic_frame("sentrycam", 0, N)
+    frame.embedding[[1, 5, 9]] = [[np.nan, 0.0], [np.inf, 1.0], [0.0, -np.inf]]
+    frame.metrics = {"trustworthiness": float("nan"), "ppr": 0.9}
+    frame.alerts = [{"signal": "L", "value": np.float64("nan")}]
+    data = checkpoint_payload(checkpoint)
+    assert data["scalars"] == {"val_loss": None, "train_loss": None, "acc": 0.5}
+    assert np.frombuffer(data["conf"]["buffer"], np.uint8)[3] == 0
+    payload = frame_payload(frame)
+    assert payload["missing"] == 3
+    finite = np.delete(frame.embedding, [1, 5, 9], axis=0)
+    assert payload["bounds"] == [
+        float(finite[:, 0].min()),
+        float(finite[:, 0].max()),
+        float(finite[:, 1].min()),
+        float(finite[:, 1].max()),
+    ]
+    assert payload["metrics"] == {"trustworthiness": None, "ppr": 0.9}
+    assert payload["alerts"] == [{"signal": "L", "value": None}]
+    json.dumps({**payload, "xy": None, "background": None}, allow_nan=False)
+    frame.background.extent = (0.0, float("nan"), 0.0, 1.0)
+    assert frame_payload(frame)["background"] is None
+
+
+def test_selection_set_by_the_browser_is_a_numpy_array_in_python():
+    widget = SentryCamWidget(LABELS, {"sentrycam": True})
+    assert widget.selected.shape == (0,)
+    # what ipywidgets does with a state update arriving from the front-end
+    widget.set_state({"selection": [4, 17, 30]})
+    assert widget.selected.dtype == np.int64
+    assert widget.selected.tolist() == [4, 17, 30]

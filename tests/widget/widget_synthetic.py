@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sentrycam_widget.capture import Checkpoint
-from sentrycam_widget.projection.base import Background, Frame
+from sentrycam_widget.records import Background, Checkpoint, Frame
 
 
 def synthetic_checkpoint(index: int, labels: np.ndarray, seed: int = 0) -> Checkpoint:
