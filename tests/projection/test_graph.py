@@ -142,4 +142,4 @@ def test_pca_view_keeps_the_distances_of_data_in_a_low_dimensional_subspace():
     full = np.linalg.norm(x[:50, None] - x[None, :50], axis=-1)
     reduced = np.linalg.norm(view[:50, None] - view[None, :50], axis=-1)
     assert np.allclose(full, reduced, rtol=1e-3, atol=1e-2)
-    assert pca_view(x, 100) is not x and pca_view(x, 100).shape == x.shape
+    assert np.array_equal(pca_view(x, 100), x)  # already narrow enough: unchanged
