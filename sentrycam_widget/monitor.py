@@ -57,15 +57,15 @@ from .checks import (
     constant_features,
 )
 from .errors import InputError, WorkerError
-from .live import LiveFeed
 from .monitor_threads import GIL_SWITCH, CheckpointQueue, lower_priority
 from .pipeline import HistoryBefore, project_checkpoint
 from .probe import ProbeSet, images_from_inputs
 from .projection import graph
-from .projection.base import Projector, available_methods, make_projector
+from .projection.base import Projector, make_projector, require_method
 from .records import Alert, Checkpoint, Frame, TorchHead
 from .store import RunStore
-from .widget import SentryCamWidget, widget_from_store
+from .viewer import RunViewer, WidgetView
+from .widget import SentryCamWidget
 
 log = logging.getLogger("sentrycam_widget")
 
@@ -73,7 +73,7 @@ _MAX_THUMBNAIL_BYTES = 16 * 1024 * 1024
 AlertCallback = Callable[[Alert], None]
 
 
-class Monitor:
+class Monitor(WidgetView):
     """Watch a model learn: ``mon = Monitor(model, probe=(x, y)); mon; mon.checkpoint(epoch)``.
 
         ``methods`` are projection methods (``available_methods()``); ``run_dir`` is where the run is
@@ -238,20 +238,6 @@ class Monitor:
         self.close()
 
     # ------------------------------------------------------------------ viewing
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def save_html(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
-        """Write one self-contained offline HTML file with every frame sent so far."""
-        from .html_export import export_html
-
-        return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
-
-    @property
-    def selection(self) -> np.ndarray:
-        """Probe indices selected in the widget (lasso, box or click), sorted int64 [k]."""
-        return self.widget.selected
-
     @staticmethod
     def open(
         run_dir: str | os.PathLike[str],
@@ -475,56 +461,14 @@ class Monitor:
         self.widget.set_status(self._status(drained))
 
 
-class RunViewer:
-    """A recorded run in the widget (``Monitor.open``); display it or ``save_html`` it."""
-
-    def __init__(
-        self,
-        run_dir: str | os.PathLike[str],
-        follow: bool = False,
-        *,
-        methods: Sequence[str] | None = None,
-        interval: float = 1.0,
-    ) -> None:
-        self.store = RunStore.open(run_dir)
-        self.feed: LiveFeed | None = None
-        if follow:
-            self.feed = LiveFeed(self.store, methods, interval)
-            self.widget = self.feed.widget
-            self.feed.start()
-        else:
-            self.widget = widget_from_store(self.store)
-
-    def stop(self) -> None:
-        """Stop following the run (no-op for a snapshot view)."""
-        if self.feed is not None:
-            self.feed.stop()
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def save_html(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
-        from .html_export import export_html
-
-        return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
-
-    @property
-    def selection(self) -> np.ndarray:
-        """Probe indices selected in the widget (lasso, box or click), sorted int64 [k]."""
-        return self.widget.selected
-
-
 def _check_methods(methods: Iterable[str]) -> list[str]:
     if isinstance(methods, str):
         methods = [methods]
     chosen = list(dict.fromkeys(methods))
     if not chosen:
         raise InputError("methods must name at least one projection method")
-    unknown = [m for m in chosen if m not in available_methods()]
-    if unknown:
-        raise InputError(
-            f"unknown projection method(s) {unknown}; available: {', '.join(available_methods())}"
-        )
+    for method in chosen:
+        require_method(method)
     return chosen
 
 

@@ -17,6 +17,7 @@ import torch
 
 from .._atomic_io import atomic_write
 from .._jsonio import write_json
+from ..checks import check_thumbnails
 from ..errors import InputError, RunFormatError
 from ..records import Checkpoint, Frame
 from ._format import (
@@ -31,7 +32,6 @@ from ._format import (
     class_count,
     entry_indices,
     entry_meta,
-    images_array,
     json_array,
     labels_array,
     library_version,
@@ -103,7 +103,7 @@ class RunStore:
         if root.exists() and any(root.iterdir()):
             raise InputError(f"{root} exists, is not empty and is not a run directory")
         n_classes = class_count(labels, n_classes, class_names)
-        images = None if images is None else images_array(images, labels.shape[0])
+        images = None if images is None else check_thumbnails(images, labels.shape[0])
         (root / "checkpoints").mkdir(parents=True, exist_ok=True)
         (root / "frames").mkdir(exist_ok=True)
         atomic_write(root / "labels.npy", lambda f: np.save(f, labels))

@@ -1,0 +1,78 @@
+"""Showing a run in Jupyter: the display/save/selection mixin of Monitor and RunViewer, and RunViewer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .live import LiveFeed
+from .store import RunStore
+from .widget import SentryCamWidget, widget_from_store
+
+
+class WidgetView:
+    """Display (``_repr_mimebundle_``), ``save_html`` and ``selection`` of an object's ``widget``.
+
+    The class using it sets ``self.widget`` (a :class:`~sentrycam_widget.widget.SentryCamWidget`)
+    and ``self.store`` (the run shown).
+    """
+
+    widget: SentryCamWidget
+    store: RunStore
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def save_html(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
+        """Write one self-contained offline HTML file with every frame shown so far.
+
+        Parameters
+        ----------
+        path
+            The ``.html`` file to write.
+        title
+            The page title (default ``sentrycam run <run directory name>``).
+
+        Returns
+        -------
+        Path
+            The file written.
+        """
+        from .html_export import export_html
+
+        return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
+
+    @property
+    def selection(self) -> np.ndarray:
+        """Probe indices selected in the widget (lasso, box or click), sorted int64 [k]."""
+        return self.widget.selected
+
+
+class RunViewer(WidgetView):
+    """A recorded run in the widget (``Monitor.open``); display it or ``save_html`` it."""
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        follow: bool = False,
+        *,
+        methods: Sequence[str] | None = None,
+        interval: float = 1.0,
+    ) -> None:
+        self.store = RunStore.open(run_dir)
+        self.feed: LiveFeed | None = None
+        if follow:
+            self.feed = LiveFeed(self.store, methods, interval)
+            self.widget = self.feed.widget
+            self.feed.start()
+        else:
+            self.widget = widget_from_store(self.store)
+
+    def stop(self) -> None:
+        """Stop following the run (no-op for a snapshot view)."""
+        if self.feed is not None:
+            self.feed.stop()
