@@ -15,16 +15,29 @@ from .errors import RunFormatError
 
 def write_json(path: Path, value: Any) -> None:
     """Write ``value`` as JSON to ``path`` atomically (temp file, fsync, rename)."""
-    text = json.dumps(value, indent=2, default=json_default)
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    data = json_bytes(value)
+    atomic_write(path, lambda f: f.write(data))
+
+
+def json_bytes(value: Any) -> bytes:
+    """``value`` as indented UTF-8 JSON (numpy values and paths converted)."""
+    return json.dumps(value, indent=2, default=json_default).encode("utf-8")
 
 
 def read_json(path: Path, what: str) -> Any:
     """The JSON in ``path``; a RunFormatError naming the file (and ``what`` it is) if unreadable."""
     try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return parse_json(path.read_bytes(), path, what)
+    except OSError as exc:
         raise RunFormatError(f"{path}: unreadable {what} ({exc})") from exc
+
+
+def parse_json(data: bytes, where: object, what: str) -> Any:
+    """JSON from bytes read at ``where``; a RunFormatError naming it if they are not JSON."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFormatError(f"{where}: unreadable {what} ({exc})") from exc
 
 
 def json_default(value: Any) -> Any:

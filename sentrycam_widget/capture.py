@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -86,10 +87,15 @@ class Recorder:
         )
 
     def capture(
-        self, *, index: int, epoch: int, scalars: dict[str, float] | None = None
+        self,
+        *,
+        index: int,
+        epoch: int,
+        scalars: dict[str, float] | None = None,
+        step: int | None = None,
     ) -> Checkpoint:
         """Run the probe set through the model now and return the checkpoint record."""
-        features, logits = _forward_probe(
+        features, logits = forward_probe(
             self.model,
             self._probe_inputs(),
             self.layer_module,
@@ -97,7 +103,7 @@ class Recorder:
             self.layer_name,
             self.batch_size,
         )
-        head = self._copy_head()
+        head = self.copy_head()
         _check_head_fits(head, features, logits, self.layer_name)
         return Checkpoint(
             index=int(index),
@@ -107,6 +113,7 @@ class Recorder:
             logits=logits,
             head=head,
             scalars=dict(scalars or {}),
+            step=None if step is None else int(step),
         )
 
     def _probe_inputs(self) -> torch.Tensor:
@@ -123,7 +130,13 @@ class Recorder:
             self._inputs_cache = (key, inputs)
         return self._inputs_cache[1]
 
-    def _copy_head(self) -> Head:
+    def head_module(self) -> torch.nn.Module | None:
+        """The module the head is copied from (None for a given LinearHead / TorchHead)."""
+        source = self.layer_module if self._head_source is None else self._head_source
+        return source if isinstance(source, torch.nn.Module) else None
+
+    def copy_head(self) -> Head:
+        """A frozen CPU copy of the head as it is now."""
         source = self._head_source
         if source is None:
             source = self.layer_module
@@ -190,7 +203,7 @@ def checkpoint_from_arrays(
     )
 
 
-def _forward_probe(
+def forward_probe(
     model: torch.nn.Module,
     inputs: torch.Tensor,
     layer: torch.nn.Module,
@@ -198,7 +211,11 @@ def _forward_probe(
     layer_name: str,
     batch_size: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Eval-mode, no-grad forward of the probe in batches; per-module train flags restored."""
+    """Eval-mode, no-grad forward of the probe in batches; per-module train flags restored.
+
+    Returns the layer's flattened features [N, D] and the logits [N, C] (float32, CPU): the
+    model's output tensor, or the ``logits`` of a Hugging Face style output object or dict.
+    """
     captured: list[torch.Tensor] = []
 
     def hook(_module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -249,6 +266,12 @@ def _single_capture(captured: list[torch.Tensor], layer_name: str, batch: int) -
 
 
 def _logits_of(output: Any, batch: int) -> torch.Tensor:
+    if isinstance(output, Mapping) and "logits" in output:
+        output = output["logits"]
+    elif not isinstance(output, torch.Tensor) and isinstance(
+        getattr(output, "logits", None), torch.Tensor
+    ):
+        output = output.logits
     if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != batch:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise InputError(f"the model must return logits [batch, C]; it returned {shape}")

@@ -82,4 +82,4 @@ def _script_safe(source: str) -> str:
 def export_run_html(run_dir: str | Path, path: str | Path, title: str | None = None) -> Path:
     """The standalone HTML file of a recorded run (``python -m sentrycam_widget export --html``)."""
     store = RunStore.open(run_dir)
-    return export_html(widget_from_store(store), path, title or f"sentrycam run {store.path.name}")
+    return export_html(widget_from_store(store), path, title or f"sentrycam run {store.name}")

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InputError
 from .live import LiveFeed
 from .store import RunStore
 from .widget import SentryCamWidget, widget_from_store
@@ -17,14 +18,16 @@ from .widget import SentryCamWidget, widget_from_store
 class WidgetView:
     """Display (``_repr_mimebundle_``), ``save_html`` and ``selection`` of an object's ``widget``.
 
-    The class using it sets ``self.widget`` (a :class:`~sentrycam_widget.widget.SentryCamWidget`)
-    and ``self.store`` (the run shown).
+    The class using it sets ``self.widget`` (a :class:`~sentrycam_widget.widget.SentryCamWidget`,
+    or None for a record-only monitor) and ``self.store`` (the run shown).
     """
 
-    widget: SentryCamWidget
+    widget: SentryCamWidget | None
     store: RunStore
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        if self.widget is None:
+            return {"text/plain": f"record-only sentrycam monitor writing to {self.store.path}"}
         return self.widget._repr_mimebundle_(**kwargs)
 
     def save_html(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
@@ -35,7 +38,7 @@ class WidgetView:
         path
             The ``.html`` file to write.
         title
-            The page title (default ``sentrycam run <run directory name>``).
+            The page title (default ``sentrycam run <run name>``).
 
         Returns
         -------
@@ -44,16 +47,36 @@ class WidgetView:
         """
         from .html_export import export_html
 
-        return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
+        return export_html(self._widget(), path, title or f"sentrycam run {self.store.name}")
 
     @property
     def selection(self) -> np.ndarray:
         """Probe indices selected in the widget (lasso, box or click), sorted int64 [k]."""
-        return self.widget.selected
+        return self._widget().selected
+
+    def _widget(self) -> SentryCamWidget:
+        if self.widget is None:
+            raise InputError(
+                "a record-only monitor (methods=()) has no widget to save or select in"
+            )
+        return self.widget
 
 
 class RunViewer(WidgetView):
-    """A recorded run in the widget (``Monitor.open``); display it or ``save_html`` it."""
+    """A recorded run in the widget (``Monitor.open``); display it or ``save_html`` it.
+
+    Parameters
+    ----------
+    run_dir
+        The run directory (a path or an fsspec URL).
+    follow
+        Keep up with a run another process is still writing.
+    methods
+        With ``follow``: the methods whose new frames are shown (default: those stored, else
+        sentrycam).
+    interval
+        With ``follow``: seconds between looks at the run directory.
+    """
 
     def __init__(
         self,

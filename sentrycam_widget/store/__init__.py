@@ -13,8 +13,11 @@ description is ``docs/run-format.md``)::
       frames/<method>/000000.npz      embedding f32 [N, 2], background?, recon_pred?, meta JSON
       frames/<method>/state.pt        the projector's latest state (for resume) and its index
 
-Every file is written to a temporary name starting with ``.`` in the same directory, flushed,
-fsynced and renamed over its final name (``os.replace``), then the directory is fsynced.
+The run may be a local path or an fsspec URL (``s3://``, ``gs://``, ``memory://``); files go
+through :mod:`sentrycam_widget.filesystem`. On disk every file is written to a temporary name
+starting with ``.`` in the same directory, flushed, fsynced and renamed over its final name
+(``os.replace``), then the directory is fsynced; on an object store each file is one
+whole-object PUT, and the manifest is written last when a run is created.
 Readers discover entries by listing final names only (``<digits>.npz``), so a reader sees
 complete entries only, and a process killed mid-write loses at most the entry in flight (its
 temporary file is ignored). A damaged file raises :class:`RunFormatError` naming it when read
