@@ -22,6 +22,7 @@ monitor's worker) may call :meth:`SentryCamWidget.add_checkpoint` / ``add_frame`
 from __future__ import annotations
 
 import json
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,30 @@ class _Payload(ipywidgets.Widget):
     """A child model holding one checkpoint's or one frame's data (base ``WidgetModel``)."""
 
     data = traitlets.Dict().tag(sync=True)
+
+
+class _BokehSource(ipywidgets.Widget):
+    """BokehJS's source as one model per kernel, referenced by every widget: a page (and a saved
+    notebook) receives the 1.3 MB once however many widgets it shows."""
+
+    source = traitlets.Unicode().tag(sync=True)
+
+
+_shared: dict[str, _BokehSource] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_bokeh() -> _BokehSource:
+    """The kernel's one BokehJS model (made again if it was closed)."""
+    with _shared_lock:
+        model = _shared.get("bokeh")
+        if model is None or model.comm is None:
+            model = _shared["bokeh"] = _BokehSource(source=bokeh_js())
+        return model
+
+
+def _ref_to_json(child: ipywidgets.Widget | None, _widget: Any) -> str | None:
+    return None if child is None else f"{_REF_PREFIX}{child.model_id}"
 
 
 @cache
@@ -124,7 +149,7 @@ class SentryCamWidget(anywidget.AnyWidget):
 
     _esm = _STATIC / "widget.js"
     _css = _STATIC / "widget.css"
-    _bokeh_js = traitlets.Unicode("").tag(sync=True)
+    _bokeh = traitlets.Instance(_BokehSource, allow_none=True).tag(sync=True, to_json=_ref_to_json)
     _bokeh_version = traitlets.Unicode(bokeh.__version__).tag(sync=True)
     _plot = traitlets.Unicode().tag(sync=True)
     probe = traitlets.Dict().tag(sync=True)
@@ -153,7 +178,7 @@ class SentryCamWidget(anywidget.AnyWidget):
             raise InputError("the widget needs at least one projection method")
         n_classes = int(labels.max()) + 1
         super().__init__(
-            _bokeh_js=bokeh_js() if embed_bokeh else "",
+            _bokeh=shared_bokeh() if embed_bokeh else None,
             _plot=_plot_item(),
             probe=_probe_payload(labels, n_classes, class_names, thumbnails),
             methods=list(methods),

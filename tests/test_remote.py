@@ -284,3 +284,13 @@ except RunBusyError:
     ]
     results = sorted(p.communicate(timeout=120)[0].strip() for p in racers)
     assert results == ["busy", "won"]
+
+
+@pytest.mark.slow
+def test_demo_records_projects_and_draws_into_s3(s3, capsys):
+    url = _url("s3")
+    assert main(["demo", "--out", url, "--epochs", "1"]) == 0
+    assert f"contact sheet: {url}/contact_sheet.png" in capsys.readouterr().out
+    store = RunStore.open(url)
+    assert store.frame_indices("sentrycam") == [0]
+    assert store.files.read_bytes("contact_sheet.png")[:8] == b"\x89PNG\r\n\x1a\n"
