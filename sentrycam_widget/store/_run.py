@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .._jsonio import json_bytes
+from ..checks import check_thumbnails
 from ..errors import InputError, RunFormatError
 from ..filesystem import RunDir, run_dir
 from ..records import Checkpoint, Frame
@@ -36,7 +37,6 @@ from ._format import (
     class_count,
     entry_indices,
     entry_meta,
-    images_array,
     json_array,
     labels_array,
     library_version,
@@ -125,7 +125,7 @@ class RunStore:
         if not files.is_empty():
             raise InputError(f"{files.location} exists, is not empty and is not a run directory")
         n_classes = class_count(labels, n_classes, class_names)
-        images = None if images is None else images_array(images, labels.shape[0])
+        images = None if images is None else check_thumbnails(images, labels.shape[0])
         files.write("labels.npy", lambda f: np.save(f, labels))
         if images is not None:
             files.write("images.npy", lambda f: np.save(f, images))
