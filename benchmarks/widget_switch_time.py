@@ -16,25 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import comm
+import numpy as np
+from comm.base_comm import BaseComm
 
-import comm  # noqa: E402
-import numpy as np  # noqa: E402
-from comm.base_comm import BaseComm  # noqa: E402
-
-from sentrycam_widget.html_export import export_html  # noqa: E402
-from sentrycam_widget.records import (  # noqa: E402
+from sentrycam_widget.html_export import export_html
+from sentrycam_widget.records import (
     Background,
     Checkpoint,
     Frame,
 )
-from sentrycam_widget.widget import SentryCamWidget  # noqa: E402
+from sentrycam_widget.widget import SentryCamWidget
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 N_CLASSES = 10

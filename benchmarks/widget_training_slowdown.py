@@ -22,19 +22,14 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import torch
 
-import torch  # noqa: E402
-
-from sentrycam_widget import demo  # noqa: E402
-from sentrycam_widget.monitor import Monitor  # noqa: E402
+from sentrycam_widget import demo
+from sentrycam_widget.monitor import Monitor
 
 
 def _train_block(

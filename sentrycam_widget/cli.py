@@ -189,10 +189,11 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     p = _command(
         commands,
         "bench",
-        "SentryCam vs DVI vs UMAP (warm-started, independent) side by side (benchmarks/compare.py)",
-        "Run benchmarks/compare.py from a source checkout: both benchmark runs, every method, "
+        "SentryCam vs DVI vs UMAP (warm-started, independent) side by side",
+        "Run sentrycam_widget.benchmarking.compare: both benchmark runs, every method, "
         "latency, first frame, faithfulness and the issue's targets, written to "
-        "benchmarks/results/compare.{json,md,png}. Options after 'bench' go to it "
+        "benchmarks/results/compare.{json,md,png} under the working directory. Options after "
+        "'bench' go to it "
         "(e.g. --quick, --epochs N, --out DIR).",
     )
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options for compare.py")
@@ -521,15 +522,7 @@ def _run_audit(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    root = Path(__file__).resolve().parents[1]
-    if not (root / "benchmarks" / "compare.py").is_file():
-        raise InputError(
-            "the bench command runs from a source checkout: benchmarks/ is not installed with "
-            "the package"
-        )
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from benchmarks.compare import main as compare_main
+    from .benchmarking.compare import main as compare_main
 
     return compare_main(list(args.bench_args))
 

@@ -45,7 +45,9 @@ def export_html(widget: SentryCamWidget, path: str | Path, title: str = "sentryc
     """Write the standalone HTML file to ``path`` and return it."""
     path = Path(path)
     module = base64.b64encode((_STATIC / "widget.js").read_bytes()).decode("ascii")
-    state = json.dumps(saved_state(widget), separators=(",", ":")).replace("</", "<\\/")
+    state = json.dumps(saved_state(widget), separators=(",", ":"), allow_nan=False).replace(
+        "</", "<\\/"
+    )
     css = (_STATIC / "widget.css").read_text(encoding="utf-8")
     page = f"""<!DOCTYPE html>
 <html lang="en">

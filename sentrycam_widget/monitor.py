@@ -244,6 +244,11 @@ class Monitor:
 
         return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
 
+    @property
+    def selection(self) -> np.ndarray:
+        """Probe indices selected in the widget (lasso, box or click), sorted int64 [k]."""
+        return self.widget.selected
+
     @staticmethod
     def open(run_dir: str | os.PathLike[str]) -> RunViewer:
         """Show a recorded run (every stored checkpoint and frame) without a model."""
@@ -466,6 +471,11 @@ class RunViewer:
         from .html_export import export_html
 
         return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
+
+    @property
+    def selection(self) -> np.ndarray:
+        """Probe indices selected in the widget (lasso, box or click), sorted int64 [k]."""
+        return self.widget.selected
 
 
 def _check_methods(methods: Iterable[str]) -> list[str]:

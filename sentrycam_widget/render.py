@@ -88,12 +88,19 @@ def background_rgba(background: Background, colours: np.ndarray) -> np.ndarray:
 
 
 def frame_title(frame: Frame) -> str:
-    """``epoch E · T=0.93 · PPR=0.97``: the numbers a reader checks first on a frame."""
+    """``epoch E · T=0.93 · PPR=0.97``: the numbers a reader checks first on a frame.
+
+    A NaN/inf metric reads ``missing``; points without finite coordinates are counted
+    (``· 3 points missing``), since they cannot be drawn.
+    """
     parts = [f"epoch {frame.epoch}"]
-    if "trustworthiness" in frame.metrics:
-        parts.append(f"T={frame.metrics['trustworthiness']:.3f}")
-    if "ppr" in frame.metrics:
-        parts.append(f"PPR={frame.metrics['ppr']:.3f}")
+    for key, name in (("trustworthiness", "T"), ("ppr", "PPR")):
+        if key in frame.metrics:
+            value = float(frame.metrics[key])
+            parts.append(f"{name}={value:.3f}" if np.isfinite(value) else f"{name}=missing")
+    missing = int((~np.isfinite(frame.embedding).all(axis=1)).sum())
+    if missing:
+        parts.append(f"{missing} point{'s' if missing > 1 else ''} missing")
     return " · ".join(parts)
 
 
@@ -109,14 +116,17 @@ def draw_frame(
 
     Correct points are dots in the label's colour; misclassified points are a ring in the label's
     colour around a dot in the predicted class's colour. Without predictions every point is a dot.
+    Points without finite coordinates are left out and counted in the title; a background whose
+    extent is not finite is left out.
     """
     labels = np.asarray(labels)
     emb = frame.embedding
     if len(labels) != len(emb):
         raise InputError(f"labels has {len(labels)} entries but the frame has {len(emb)} points")
     rgb = np.asarray(colours, dtype=np.float64) / 255.0
-    if frame.background is not None:
-        _draw_background(ax, frame.background, colours)
+    background = frame.background
+    if background is not None and np.isfinite(np.asarray(background.extent, float)).all():
+        _draw_background(ax, background, colours)
     wrong = np.zeros(len(emb), dtype=bool)
     if predictions is not None:
         predictions = np.asarray(predictions)
@@ -125,7 +135,9 @@ def draw_frame(
                 f"predictions must have the labels' shape {labels.shape}, got {predictions.shape}"
             )
         wrong = predictions != labels
-    right = ~wrong
+    drawable = np.isfinite(emb).all(axis=1)
+    wrong &= drawable
+    right = ~wrong & drawable
     ax.scatter(emb[right, 0], emb[right, 1], s=point_size, c=rgb[labels[right]], linewidths=0)
     if wrong.any():
         ax.scatter(

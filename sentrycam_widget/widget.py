@@ -10,6 +10,8 @@ exported HTML file show every frame without a kernel):
   alerts). A new frame is sent exactly once, as its child model's binary state; the parent's
   list then grows by one short reference, so the bytes per frame do not grow with the run.
 - ``status``: the worker's live status line (queue, projecting, errors).
+- ``selection``: probe indices selected in the browser (synced both ways);
+  ``frame_window``: how many decoded frames the browser keeps (memory stays flat on long runs).
 
 Binary layout: float32 coordinates [N, 2], uint8 (or uint16 beyond 255 classes) class rasters,
 uint8 alpha, uint16 predictions, uint8 confidence; never JSON number lists. Only one thread (the
@@ -38,6 +40,8 @@ from .store import RunStore
 _STATIC = Path(__file__).parent / "static"
 _REF_PREFIX = "anywidget:"
 PLOT_SIZE = 520
+FRAME_WINDOW = 24
+"""Decoded frames the browser keeps at once (js/src/frames.js); the rest are re-decoded on demand."""
 
 
 def _array(values: np.ndarray, dtype: str) -> dict[str, Any]:
@@ -86,6 +90,7 @@ def _plot_item() -> str:
         output_backend="canvas",
         name="plot",
     )
+    fig.toolbar.active_scroll = None  # the page scrolls past the plot; zoom is opt-in
     fig.grid.visible = False
     fig.axis.visible = False
     background = ColumnDataSource(
@@ -95,9 +100,10 @@ def _plot_item() -> str:
     # points arrive as an RGBA raster drawn by the browser (js/src/plot.js)
     points = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []}, name="points")
     fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=points)
-    trail = ColumnDataSource({"x": [], "y": []}, name="trajectory")
-    fig.line(x="x", y="y", source=trail, line_color="#222222", line_width=1.5)
-    fig.scatter(x="x", y="y", source=trail, size=4, fill_color="#222222", line_color=None)
+    trail = ColumnDataSource({"xs": [], "ys": []}, name="trajectory")
+    fig.multi_line(xs="xs", ys="ys", source=trail, line_color="#222222", line_width=1.2)
+    vertices = ColumnDataSource({"x": [], "y": []}, name="trajectory_points")
+    fig.scatter(x="x", y="y", source=vertices, size=3, fill_color="#222222", line_color=None)
     highlight = ColumnDataSource({"x": [], "y": []}, name="highlight")
     fig.scatter(
         x="x",
@@ -125,6 +131,8 @@ class SentryCamWidget(anywidget.AnyWidget):
     checkpoints = traitlets.List().tag(sync=True, to_json=_refs_to_json)
     frames = traitlets.List().tag(sync=True, to_json=_refs_to_json)
     status = traitlets.Dict().tag(sync=True)
+    selection = traitlets.List(traitlets.Int()).tag(sync=True)
+    frame_window = traitlets.Int(FRAME_WINDOW, min=1).tag(sync=True)
 
     def __init__(
         self,
@@ -180,6 +188,11 @@ class SentryCamWidget(anywidget.AnyWidget):
             if status is not None:
                 self.status = status
 
+    @property
+    def selected(self) -> np.ndarray:
+        """Probe indices selected in the browser (lasso, box or click), sorted, as int64 [k]."""
+        return np.asarray(self.selection, dtype=np.int64)
+
     def set_status(self, status: dict[str, Any]) -> None:
         self.status = status
 
@@ -221,52 +234,71 @@ def checkpoint_payload(checkpoint: Checkpoint) -> dict[str, Any]:
     data: dict[str, Any] = {
         "index": int(checkpoint.index),
         "epoch": int(checkpoint.epoch),
-        "scalars": {k: float(v) for k, v in checkpoint.scalars.items()},
+        "scalars": {k: finite_or_none(v) for k, v in checkpoint.scalars.items()},
         "pred": None,
         "conf": None,
     }
     if checkpoint.logits is not None:
         logits = checkpoint.logits.astype(np.float64)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        confidence = shifted.max(axis=1) / shifted.sum(axis=1)
+        confidence = np.nan_to_num(shifted.max(axis=1) / shifted.sum(axis=1), nan=0.0)
         data["pred"] = _array(logits.argmax(axis=1), "uint16")
         data["conf"] = _array(np.rint(confidence * 255), "uint8")
     return data
 
 
 def frame_payload(frame: Frame) -> dict[str, Any]:
-    """Coordinates, point bounds, background raster, metrics and alerts of one frame."""
+    """Coordinates, point bounds, background raster, metrics and alerts of one frame.
+
+    Non-finite coordinates stay in ``xy`` (the browser flags those points); ``bounds`` cover the
+    finite points only (``None`` when there are none) and ``missing`` counts the others.
+    Non-finite metrics become ``None``, and a background whose extent is not finite is dropped,
+    so the JSON never holds ``NaN`` (which no browser parses).
+    """
     emb = frame.embedding
-    lo, hi = emb.min(axis=0), emb.max(axis=0)
+    finite = np.isfinite(emb).all(axis=1)
+    bounds = None
+    if finite.any():
+        lo, hi = emb[finite].min(axis=0), emb[finite].max(axis=0)
+        bounds = [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])]
     data: dict[str, Any] = {
         "method": frame.method,
         "index": int(frame.index),
         "epoch": int(frame.epoch),
         "xy": _array(emb, "float32"),
-        "bounds": [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])],
+        "bounds": bounds,
+        "missing": int((~finite).sum()),
         "background": None,
-        "metrics": {k: float(v) for k, v in frame.metrics.items() if np.isfinite(v)},
+        "metrics": {k: finite_or_none(v) for k, v in frame.metrics.items()},
         "alerts": [_jsonable(a) for a in frame.alerts],
     }
     bg = frame.background
-    if bg is not None:
+    if bg is not None and np.isfinite(np.asarray(bg.extent, dtype=np.float64)).all():
         class_dtype = "uint8" if int(bg.classes.max(initial=0)) < 256 else "uint16"
         data["background"] = {
             "classes": _array(bg.classes, class_dtype),
             "alpha": _array(bg.alpha, "uint8"),
-            "extent": list(bg.extent),
+            "extent": [float(v) for v in bg.extent],
         }
     return data
 
 
+def finite_or_none(value: Any) -> float | None:
+    """``float(value)``, or ``None`` for NaN/±inf (JSON has no spelling for them)."""
+    number = float(value)
+    return number if np.isfinite(number) else None
+
+
 def _jsonable(value: Any) -> Any:
-    """Alert records as plain JSON (numpy scalars to Python numbers)."""
+    """Alert records as plain JSON (numpy scalars to Python numbers, NaN/inf to ``None``)."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float):
+        return finite_or_none(value)
     return value
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import case_studies as cs
+from sentrycam_widget.benchmarking import case_studies as cs
+from sentrycam_widget.plots import SIGNAL_LABELS
 
 QUICK_INSTABILITY = cs.InstabilitySettings(
     epochs=13, change_epoch=11, jumps=(1.0, 100.0), ramp=None, method=None
@@ -26,7 +27,7 @@ def test_instability_table_and_the_failing_run(instability):
     assert instability["change_checkpoint"] == 10
     for row in rows.values():
         assert {"failed_at", "final_val_accuracy", "first_combined", "first_val_loss"} <= set(row)
-        assert {f"first_{name}" for name in cs._SHORT} <= set(row)
+        assert {f"first_{name}" for name in SIGNAL_LABELS} <= set(row)
     control, failing = rows["control"], rows["jump_x100"]
     assert control["failed_at"] is None and control["final_val_accuracy"] > 0.9
     assert control["first_combined"] is None
@@ -141,5 +142,5 @@ def test_leads_count_only_alarms_from_the_change_on():
     row = cs._instability_row(trace, change=10)
     assert row["first_reference"] == 5 and row["after_reference"] == 14
     assert row["alarms_before_change"] == ["inter_class_distance_2d"]
-    assert cs._lead(row, "combined") == 4 and cs._lead(row, "reference") == 2
-    assert cs._lead(row, "nc1") == -float("inf")
+    assert cs.lead(row, "combined") == 4 and cs.lead(row, "reference") == 2
+    assert cs.lead(row, "nc1") == -float("inf")

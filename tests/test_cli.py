@@ -277,7 +277,7 @@ def test_audit_json_reports_alerts_and_first_firings(projected_run, capsys):
     assert "first" in capsys.readouterr().out.lower()
 
 
-def test_bench_runs_the_comparison_from_the_checkout(capsys):
+def test_bench_runs_the_installed_comparison(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", "--help"])
     assert exit_info.value.code == 0

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks import compare
+from sentrycam_widget.benchmarking import compare
 
 PER_METHOD = (
     "median_s",

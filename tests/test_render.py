@@ -89,3 +89,25 @@ def test_contact_sheet_writes_png_of_grid_size_with_background_colours(tmp_path)
 def test_contact_sheet_checks_prediction_count(tmp_path):
     with pytest.raises(InputError, match="predictions_per_frame"):
         contact_sheet([_frame(0)], np.array([0, 1, 0, 1]), [], tmp_path / "x.png")
+
+
+def test_nan_points_and_metrics_leave_the_rest_of_the_png_drawn(tmp_path):
+    uniform = Background(np.full((20, 20), 2), np.full((20, 20), 255), (0.0, 1.0, 0.0, 1.0))
+    good = _frame(0, uniform)
+    bad = _frame(1, uniform)
+    bad.embedding[1] = [np.nan, 0.05]
+    bad.embedding[3] = [0.1, np.inf]
+    bad.metrics["trustworthiness"] = float("nan")
+    assert frame_title(bad) == "epoch 2 · T=missing · PPR=0.950 · 2 points missing"
+    labels = np.array([0, 1, 0, 1])
+    sheets = [
+        np.asarray(Image.open(contact_sheet([f], labels, [None], tmp_path / f"{i}.png")))
+        for i, f in enumerate((good, bad))
+    ]
+    blue = np.all(sheets[1][..., :3] == TAB10_BLUE, axis=-1)
+    # the two finite class-0 points are drawn; the panel is not blank
+    assert blue.sum() > 0
+    assert np.all(sheets[0][..., :3] == TAB10_BLUE, axis=-1).sum() == blue.sum()
+    bad.background = Background(uniform.classes, uniform.alpha, (0.0, np.nan, 0.0, 1.0))
+    sheet = np.asarray(Image.open(contact_sheet([bad], labels, [None], tmp_path / "x.png")))
+    assert np.all(sheet[..., :3] == TAB10_BLUE, axis=-1).sum() > 0

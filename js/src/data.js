@@ -61,6 +61,28 @@ export function decodeCheckpoint(data) {
   };
 }
 
+/** Bounds [x0, x1, y0, y1] of the finite points and how many are not finite (NaN/inf). */
+export function finiteBounds(x, y) {
+  let x0 = Infinity;
+  let x1 = -Infinity;
+  let y0 = Infinity;
+  let y1 = -Infinity;
+  let missing = 0;
+  for (let i = 0; i < x.length; i++) {
+    const a = x[i];
+    const b = y[i];
+    if (!Number.isFinite(a) || !Number.isFinite(b)) {
+      missing++;
+      continue;
+    }
+    if (a < x0) x0 = a;
+    if (a > x1) x1 = a;
+    if (b < y0) y0 = b;
+    if (b > y1) y1 = b;
+  }
+  return { bounds: missing === x.length ? null : [x0, x1, y0, y1], missing };
+}
+
 /** One frame: coordinates split into x and y columns (what Bokeh draws) plus the extras. */
 export function decodeFrame(data) {
   const xy = decodeArray(data.xy).data;
@@ -71,6 +93,7 @@ export function decodeFrame(data) {
     x[i] = xy[2 * i];
     y[i] = xy[2 * i + 1];
   }
+  const { bounds, missing } = finiteBounds(x, y);
   const bg = data.background;
   return {
     method: data.method,
@@ -78,7 +101,8 @@ export function decodeFrame(data) {
     epoch: data.epoch,
     x,
     y,
-    bounds: data.bounds,
+    bounds,
+    missing,
     background: bg
       ? {
           classes: decodeArray(bg.classes),
@@ -150,25 +174,40 @@ function splat(out, width, height, col, row, offsets, pixel) {
   }
 }
 
+/** A packed pixel blended 75 % towards white: how points outside a selection are drawn. */
+export function fadePixel(pixel) {
+  const mix = (v) => Math.round(v + (255 - v) * 0.75);
+  return packPixel(mix(pixel & 255), mix((pixel >>> 8) & 255), mix((pixel >>> 16) & 255));
+}
+
 /** Draw the points into a transparent RGBA raster (`out`, uint32 [height * width], row 0 at
  * the bottom like a Bokeh image) covering `ranges` = [x0, x1, y0, y1], markers scaled by
- * `scale` (device pixels per CSS pixel). Rasterising here keeps a frame switch to one image
- * upload however many points there are. */
+ * `scale` (device pixels per CSS pixel). Points whose coordinates are not finite are skipped,
+ * so are points with `visible[i] === 0`; points with `faded[i] === 1` are drawn pale first, so
+ * the others lie on top. Rasterising here keeps a frame switch to one image upload however many
+ * points there are. */
 export function rasterizePoints(points, ranges, width, height, out, scale = 1) {
-  const { x, y, fill, ring, wrong } = points;
+  const { x, y, fill, ring, wrong, visible = null, faded = null } = points;
   const { dot: DOT, ring: RING } = stamps(scale);
   const margin = Math.ceil(6 * scale);
   const [x0, x1, y0, y1] = ranges;
   const sx = width / (x1 - x0);
   const sy = height / (y1 - y0);
   out.fill(0);
-  for (let i = 0; i < x.length; i++) {
-    const col = Math.floor((x[i] - x0) * sx);
-    const row = Math.floor((y[i] - y0) * sy);
-    if (col < -margin || col > width + margin || row < -margin || row > height + margin) continue;
-    if (wrong[i]) splat(out, width, height, col, row, RING, ring[i]);
-    splat(out, width, height, col, row, DOT, fill[i]);
-  }
+  const draw = (pale) => {
+    for (let i = 0; i < x.length; i++) {
+      if ((visible && !visible[i]) || (faded ? faded[i] === 1 : false) !== pale) continue;
+      const col = Math.floor((x[i] - x0) * sx);
+      const row = Math.floor((y[i] - y0) * sy);
+      // written so that NaN and ±inf coordinates fail the test and are skipped
+      if (!(col >= -margin && col <= width + margin && row >= -margin && row <= height + margin)) continue;
+      const f = pale ? fadePixel(fill[i]) : fill[i];
+      if (wrong[i]) splat(out, width, height, col, row, RING, pale ? fadePixel(ring[i]) : ring[i]);
+      splat(out, width, height, col, row, DOT, f);
+    }
+  };
+  if (faded) draw(true);
+  draw(false);
   return out;
 }
 
@@ -205,25 +244,41 @@ export function backgroundPlacement(background) {
   return { x: x0 - dx / 2, y: y0 - dy / 2, dw: x1 - x0 + dx, dh: y1 - y0 + dy, rows, cols };
 }
 
-/** Axis ranges of a frame: the background's area when there is one, else the points' bounds
- * padded by 5 %. */
+/** Share of the points' extent added on each side when the view fits a frame. */
+export const FIT_MARGIN = 0.06;
+
+/** Axis ranges that fit a frame's finite points (padded by FIT_MARGIN on each side), so a
+ * diverged or collapsed frame still shows its points; the background is clipped to them. With
+ * no finite point, the background's area, else a unit square. */
 export function frameRanges(frame) {
+  if (frame.bounds) {
+    const [x0, x1, y0, y1] = frame.bounds;
+    // a collapsed frame (all points on one spot) still gets a small view around them
+    const floor = Math.max(x1 - x0, y1 - y0) * 0.01 || Math.max(Math.abs(x0), Math.abs(y0), 1) * 1e-3;
+    return [...padded(x0, x1, floor), ...padded(y0, y1, floor)];
+  }
   if (frame.background) {
     const p = backgroundPlacement(frame.background);
     return [p.x, p.x + p.dw, p.y, p.y + p.dh];
   }
-  const [x0, x1, y0, y1] = frame.bounds;
-  const px = (x1 - x0 || 1) * 0.05;
-  const py = (y1 - y0 || 1) * 0.05;
-  return [x0 - px, x1 + px, y0 - py, y1 + py];
+  return [-1, 1, -1, 1];
+}
+
+function padded(lo, hi, floor) {
+  const width = Math.max(hi - lo, floor);
+  const mid = lo + (hi - lo) / 2;
+  const half = width * (0.5 + FIT_MARGIN);
+  return [mid - half, mid + half];
 }
 
 /** Index of the point nearest to (px, py) within `maxPx` screen pixels, or -1. `kx`, `ky` are
- * pixels per data unit, so distance is measured on screen. */
-export function nearestPoint(x, y, px, py, kx, ky, maxPx) {
+ * pixels per data unit, so distance is measured on screen; points with `visible[i] === 0` and
+ * points without finite coordinates are never found. */
+export function nearestPoint(x, y, px, py, kx, ky, maxPx, visible = null) {
   let best = -1;
   let bestD = maxPx * maxPx + 1e-9;
   for (let i = 0; i < x.length; i++) {
+    if (visible && !visible[i]) continue;
     const dx = (x[i] - px) * kx;
     const dy = (y[i] - py) * ky;
     const d = dx * dx + dy * dy;
@@ -233,28 +288,6 @@ export function nearestPoint(x, y, px, py, kx, ky, maxPx) {
     }
   }
   return best;
-}
-
-/** One point's path through the frames of one method, in checkpoint order. */
-export function trajectory(framesByIndex, point) {
-  const indices = [...framesByIndex.keys()].sort((a, b) => a - b);
-  const xs = new Float32Array(indices.length);
-  const ys = new Float32Array(indices.length);
-  indices.forEach((index, k) => {
-    const f = framesByIndex.get(index);
-    xs[k] = f.x[point];
-    ys[k] = f.y[point];
-  });
-  return { xs, ys, indices };
-}
-
-/** Alerts of one method grouped by checkpoint index, each with a one-line explanation. */
-export function alertsByCheckpoint(framesByIndex) {
-  const out = new Map();
-  for (const [index, frame] of framesByIndex) {
-    if (frame.alerts.length) out.set(index, frame.alerts.map(alertText));
-  }
-  return out;
 }
 
 export function alertText(alert) {

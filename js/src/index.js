@@ -11,6 +11,7 @@ async function mount({ model, el, host }) {
     model,
     el,
     host,
+    frameWindow: model.get("frame_window"),
     makePlot: (container) => createBokehPlot(container, JSON.parse(model.get("_plot")), Bokeh),
   });
   el.sentrycam = view;

@@ -48,6 +48,7 @@ export async function createBokehPlot(container, item, Bokeh) {
   const points = model("points");
   const background = model("background");
   const trail = model("trajectory");
+  const vertices = model("trajectory_points");
   const highlight = model("highlight");
   const xRange = model("x_range");
   const yRange = model("y_range");
@@ -92,8 +93,14 @@ export async function createBokehPlot(container, item, Bokeh) {
       if (current && viewKey() !== drawnFor) drawPoints();
     });
   };
-  xRange.connect(xRange.change, redrawSoon);
-  yRange.connect(yRange.change, redrawSoon);
+  let settingRanges = false;
+  let onUserRange = () => {};
+  const rangeChanged = () => {
+    if (!settingRanges) onUserRange();
+    redrawSoon();
+  };
+  xRange.connect(xRange.change, rangeChanged);
+  yRange.connect(yRange.change, rangeChanged);
   return {
     plotView,
     setPoints(style) {
@@ -119,22 +126,36 @@ export async function createBokehPlot(container, item, Bokeh) {
       };
     },
     setRanges([x0, x1, y0, y1]) {
-      xRange.setv({ start: x0, end: x1 });
-      yRange.setv({ start: y0, end: y1 });
+      settingRanges = true;
+      try {
+        xRange.setv({ start: x0, end: x1 });
+        yRange.setv({ start: y0, end: y1 });
+      } finally {
+        settingRanges = false;
+      }
     },
-    setTrajectory(path) {
-      trail.data = path ? { x: path.xs, y: path.ys } : { x: [], y: [] };
+    /** `callback()` when the user pans or zooms (not when setRanges moves the view). */
+    onUserRange(callback) {
+      onUserRange = callback;
+    },
+    /** Paths `{xs: [Float32Array], ys: [...]}` (one per point), or null to clear. */
+    setTrajectories(paths) {
+      trail.data = paths ? { xs: paths.xs, ys: paths.ys } : { xs: [], ys: [] };
+      const flat = (columns) => Float32Array.from(columns.flatMap((c) => [...c]));
+      vertices.data = paths ? { x: flat(paths.xs), y: flat(paths.ys) } : { x: [], y: [] };
     },
     setHighlight(point) {
       highlight.data = point ? { x: [point.x], y: [point.y] } : { x: [], y: [] };
     },
-    /** Data coordinates and pixels-per-unit under a client (mouse) position, or null outside. */
-    toData(clientX, clientY) {
+    /** Data coordinates and pixels-per-unit under a client (mouse) position; null outside the
+     * plot area unless `inside` is false. */
+    toData(clientX, clientY, inside = true) {
       const rect = plotView.canvas_view.el.getBoundingClientRect();
       const sx = clientX - rect.left;
       const sy = clientY - rect.top;
       const { bbox, x_scale, y_scale } = plotView.frame;
-      if (sx < bbox.left || sx > bbox.right || sy < bbox.top || sy > bbox.bottom) return null;
+      const out = sx < bbox.left || sx > bbox.right || sy < bbox.top || sy > bbox.bottom;
+      if (inside && out) return null;
       const kx = bbox.width / Math.abs(xRange.end - xRange.start);
       const ky = bbox.height / Math.abs(yRange.end - yRange.start);
       return { x: x_scale.invert(sx), y: y_scale.invert(sy), kx, ky };

@@ -1,239 +1,193 @@
-// The widget view: controls (method toggle, slider, play, alert markers), status line, tooltip,
-// and the glue that turns the synced state into plot updates. Everything here runs on data
-// already in the browser, so it keeps working while the kernel is busy training, in a saved
-// notebook and in an exported HTML file.
+// The widget view: the controls (method toggle, fit, lasso/box selection, legend, slider, play,
+// metrics timeline), the status line and the tooltip, and the glue that turns the synced state
+// into plot updates. Everything runs on data already in the browser, so it keeps working while
+// the kernel is busy training, in a saved notebook and in an exported HTML file.
 
-import {
-  alertsByCheckpoint,
-  backgroundPlacement,
-  backgroundRGBA,
-  badgeText,
-  decodeCheckpoint,
-  decodeFrame,
-  decodeProbe,
-  frameRanges,
-  methodLabel,
-  nearestPoint,
-  pointStyle,
-  statusText,
-  trajectory,
-} from "./data.js";
+import { badgeText, decodeProbe, frameRanges, methodLabel, nearestPoint, statusText } from "./data.js";
+import { h } from "./dom.js";
+import { FrameStore } from "./frames.js";
+import { createLegend } from "./legend.js";
+import { createSelector, pointsInPolygon } from "./selection.js";
+import { createTimeline, scalarNames, timelineSeries } from "./timeline.js";
+import { fillTooltip } from "./tooltip.js";
 
 const PLAY_INTERVAL_MS = 350;
 const HOVER_RADIUS_PX = 8;
+/** Trajectories drawn for a selection at most (the first ones by sample number). */
+export const MAX_TRAILS = 100;
 
-function h(tag, className, text) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text != null) el.textContent = text;
-  return el;
-}
-
-/** Children (checkpoints, frames) arrive as "anywidget:<id>" references to small models that
- * each carry one `data` payload; decode each once and remember it. */
-class Payloads {
-  constructor(host, decode) {
-    this.host = host;
-    this.decode = decode;
-    this.cache = new Map();
-  }
-
-  async resolve(refs) {
-    const out = [];
-    for (const ref of refs) {
-      if (!this.cache.has(ref)) {
-        const child = await this.host.getModel(ref);
-        this.cache.set(ref, this.decode(child.get("data")));
-      }
-      out.push(this.cache.get(ref));
-    }
-    return out;
-  }
+function button(className, text, title) {
+  const b = h("button", className, text);
+  b.type = "button";
+  if (title) b.title = title;
+  return b;
 }
 
 /** Builds the DOM inside `el` and keeps it in sync with `model`. `makePlot(container)` returns
- * the plot adapter (Bokeh in the browser, a fake in unit tests). Returns the view's API. */
-export async function createView({ model, el, host, makePlot }) {
+ * the plot adapter (Bokeh in the browser, a fake in unit tests); `frameWindow` bounds the
+ * decoded frames kept. Returns the view's API. */
+export async function createView({ model, el, host, makePlot, frameWindow }) {
+  const probe = decodeProbe(model.get("probe"));
+  const store = new FrameStore(host, probe, frameWindow);
+  const state = { position: 0, method: model.get("methods")[0], follow: true, timer: null, autoFit: true };
+  state.selection = [...(model.get("selection") ?? [])];
+  let trails = { key: "", paths: null };
+
   const root = h("div", "sc-root");
   const top = h("div", "sc-top");
   const methodBar = h("div", "sc-methods");
+  const fitButton = button("sc-fit sc-active", "fit", "fit the view to this frame's points (and keep fitting)");
+  const tools = h("div", "sc-tools");
+  const modeButtons = ["lasso", "box"].map((mode) => {
+    const b = button("sc-mode", mode, `${mode} selection: drag on the plot`);
+    b.dataset.mode = mode;
+    return b;
+  });
+  const clearButton = button("sc-clear", "clear", "clear the selection");
+  tools.append(fitButton, ...modeButtons, clearButton);
   const badge = h("span", "sc-badge");
   const note = h("span", "sc-note");
-  top.append(methodBar, badge, note);
+  top.append(methodBar, tools, badge, note);
+  const legend = createLegend(probe, () => showFrame());
   const main = h("div", "sc-main");
   const plotEl = h("div", "sc-plot");
   const overlay = h("div", "sc-overlay");
   const tooltip = h("div", "sc-tooltip");
   main.append(plotEl, overlay, tooltip);
-  const timeline = h("div", "sc-timeline");
-  const play = h("button", "sc-play", "▶");
-  play.type = "button";
-  play.title = "play / pause";
+  const scrubber = h("div", "sc-timeline");
+  const play = button("sc-play", "▶", "play / pause");
   const track = h("div", "sc-track");
   const slider = h("input", "sc-slider");
-  slider.type = "range";
-  slider.min = "0";
-  slider.max = "0";
-  slider.step = "1";
-  slider.value = "0";
-  const markers = h("div", "sc-alerts");
-  track.append(slider, markers);
+  Object.assign(slider, { type: "range", min: "0", max: "0", step: "1", value: "0" });
+  const timeline = createTimeline((position) => (position == null ? renderTimeline() : api.setPosition(position)));
+  track.append(slider, timeline.el);
   const epochLabel = h("span", "sc-epoch");
-  timeline.append(play, track, epochLabel);
+  scrubber.append(play, track, epochLabel);
+  const selectionNote = h("div", "sc-selection");
   const status = h("div", "sc-status");
   const error = h("div", "sc-error");
-  root.append(top, main, timeline, status, error);
+  root.append(top, legend.el, main, scrubber, selectionNote, status, error);
   el.append(root);
 
-  const probe = decodeProbe(model.get("probe"));
-  const checkpointPayloads = new Payloads(host, decodeCheckpoint);
-  const framePayloads = new Payloads(host, decodeFrame);
-  const state = {
-    checkpoints: [],
-    frames: new Map(), // method -> Map(index -> frame)
-    position: 0,
-    method: model.get("methods")[0],
-    follow: true,
-    selected: -1,
-    timer: null,
-    styleCache: new WeakMap(),
-    rgbaCache: new WeakMap(),
-  };
-
   const plot = await makePlot(plotEl);
-  buildMethodBar();
-
-  /** Checkpoint index at the slider's position (positions count the checkpoints received). */
-  function currentIndex() {
-    return state.checkpoints[state.position]?.index ?? -1;
+  plot.onUserRange?.(() => {
+    state.autoFit = false;
+    fitButton.classList.remove("sc-active");
+  });
+  const selector = createSelector(main, (x, y) => plot.toData(x, y, false), (polygon) => {
+    const frame = currentFrame();
+    if (!frame) return;
+    const visible = legend.visible();
+    const inside = pointsInPolygon(frame.x, frame.y, polygon);
+    api.setSelection(visible ? inside.filter((i) => visible[i]) : inside);
+  });
+  for (const method of model.get("methods")) {
+    const b = button("sc-method", methodLabel(method));
+    b.dataset.method = method;
+    b.addEventListener("click", () => api.setMethod(method));
+    methodBar.append(b);
   }
 
-  function framesOf(method) {
-    if (!state.frames.has(method)) state.frames.set(method, new Map());
-    return state.frames.get(method);
-  }
-
-  function styleFor(checkpoint) {
-    if (!state.styleCache.has(checkpoint)) {
-      state.styleCache.set(checkpoint, pointStyle(probe.labels, checkpoint.pred, probe.palette));
-    }
-    return state.styleCache.get(checkpoint);
-  }
-
-  function backgroundFor(frame) {
-    if (!frame.background) return null;
-    if (!state.rgbaCache.has(frame)) {
-      state.rgbaCache.set(frame, {
-        ...backgroundPlacement(frame.background),
-        rgba: backgroundRGBA(frame.background, probe.palette),
-      });
-    }
-    return state.rgbaCache.get(frame);
-  }
-
-  function buildMethodBar() {
-    for (const method of model.get("methods")) {
-      const button = h("button", "sc-method", methodLabel(method));
-      button.type = "button";
-      button.dataset.method = method;
-      button.addEventListener("click", () => api.setMethod(method));
-      methodBar.append(button);
-    }
-  }
+  const checkpointAt = () => store.checkpoints[state.position] ?? null;
+  const currentIndex = () => checkpointAt()?.index ?? -1;
+  const currentFrame = () => store.frame(state.method, currentIndex());
 
   function renderMethodBar() {
-    const index = currentIndex();
-    for (const button of methodBar.children) {
-      const method = button.dataset.method;
-      const ready = framesOf(method).has(index);
-      button.classList.toggle("sc-active", method === state.method);
-      button.classList.toggle("sc-pending", !ready);
-      button.title = ready ? "" : `${methodLabel(method)}: this checkpoint is not projected yet`;
+    for (const b of methodBar.children) {
+      const ready = store.has(b.dataset.method, currentIndex());
+      b.classList.toggle("sc-active", b.dataset.method === state.method);
+      b.classList.toggle("sc-pending", !ready);
+      b.title = ready ? "" : `${methodLabel(b.dataset.method)}: this checkpoint is not projected yet`;
     }
   }
 
-  function renderMarkers() {
-    markers.replaceChildren();
-    const n = state.checkpoints.length;
-    for (const [index, texts] of alertsByCheckpoint(framesOf(state.method))) {
-      const position = state.checkpoints.findIndex((c) => c.index === index);
-      if (position < 0) continue;
-      const mark = h("span", "sc-alert");
-      mark.style.left = `${n > 1 ? (100 * position) / (n - 1) : 0}%`;
-      mark.dataset.index = String(index);
-      mark.title = texts.join("\n");
-      mark.setAttribute("aria-label", `alert at checkpoint ${index}: ${texts.join("; ")}`);
-      mark.addEventListener("click", () => api.setPosition(position));
-      markers.append(mark);
-    }
+  function renderTimeline() {
+    timeline.setScalars(scalarNames(store.checkpoints));
+    const series = timelineSeries(store.checkpoints, store.framesOf(state.method), timeline.scalar);
+    timeline.update(series, state.position, (k) => store.checkpoints[k].index);
   }
 
   function renderStatus() {
     const s = model.get("status") ?? {};
-    status.textContent = statusText(s, state.checkpoints.length);
+    status.textContent = statusText(s, store.checkpoints.length);
     error.textContent = s.error ? `worker error: ${s.error}` : "";
     error.style.display = s.error ? "" : "none";
   }
 
+  /** Points drawn pale: outside the selection, or outside the highlighted classes. */
+  function faded() {
+    const highlighted = legend.highlighted();
+    if (!state.selection.length) return highlighted && highlighted.map((v) => 1 - v);
+    const mask = new Uint8Array(probe.n).fill(1);
+    for (const i of state.selection) mask[i] = highlighted && !highlighted[i] ? 1 : 0;
+    return mask;
+  }
+
+  function trajectories() {
+    if (!state.selection.length) return null;
+    const key = `${state.method}|${state.selection.join()}|${store.framesOf(state.method).size}`;
+    if (trails.key !== key) trails = { key, paths: store.trajectories(state.method, state.selection.slice(0, MAX_TRAILS)) };
+    return trails.paths;
+  }
+
   function showFrame() {
     const t0 = performance.now();
-    const checkpoint = state.checkpoints[state.position];
-    const frame = framesOf(state.method).get(currentIndex());
+    const checkpoint = checkpointAt();
+    const frame = currentFrame();
     const label = methodLabel(state.method);
-    epochLabel.textContent = checkpoint
-      ? `epoch ${checkpoint.epoch} · ${state.position + 1}/${state.checkpoints.length}`
-      : "no checkpoint yet";
-    const inverse = model.get("inverse")[state.method];
-    note.textContent = inverse === false ? `no background: ${label} has no inverse mapping` : "";
+    const n = store.checkpoints.length;
+    epochLabel.textContent = checkpoint ? `epoch ${checkpoint.epoch} · ${state.position + 1}/${n}` : "no checkpoint yet";
+    const notes = [];
+    if (model.get("inverse")[state.method] === false) notes.push(`no background: ${label} has no inverse mapping`);
     if (!frame || !checkpoint) {
       plot.clearPoints();
       plot.setBackground(null);
-      plot.setTrajectory(null);
+      plot.setTrajectories(null);
       badge.textContent = "";
       overlay.textContent = checkpoint ? `${label}: pending for epoch ${checkpoint.epoch}` : "waiting for the first checkpoint";
       overlay.style.display = "";
     } else {
       overlay.style.display = "none";
-      plot.setRanges(frameRanges(frame));
-      plot.setBackground(backgroundFor(frame));
-      plot.setPoints({ x: frame.x, y: frame.y, ...styleFor(checkpoint) });
-      plot.setTrajectory(state.selected >= 0 ? trajectory(framesOf(state.method), state.selected) : null);
+      if (frame.missing) notes.push(`${frame.missing} point${frame.missing === 1 ? " has" : "s have"} no coordinates (NaN/inf) in this frame`);
+      if (state.autoFit) plot.setRanges(frameRanges(frame));
+      plot.setBackground(frame.background?.rgba ?? null);
+      plot.setPoints({ x: frame.x, y: frame.y, ...store.style(checkpoint), visible: legend.visible(), faded: faded() });
+      plot.setTrajectories(trajectories());
       badge.textContent = badgeText(frame.metrics);
     }
+    note.textContent = notes.join(" · ");
     renderMethodBar();
+    renderTimeline();
     api.lastSwitchMs = performance.now() - t0;
   }
 
-  function setSliderMax() {
-    slider.max = String(Math.max(0, state.checkpoints.length - 1));
+  function renderSelection() {
+    const k = state.selection.length;
+    const drawn = Math.min(k, MAX_TRAILS);
+    selectionNote.textContent = k
+      ? `${k} selected · trajectories of ${drawn === k ? "all" : `the first ${drawn}`} · Python: .selection`
+      : "";
   }
 
   async function syncPayloads() {
-    const checkpoints = await checkpointPayloads.resolve(model.get("checkpoints"));
-    state.checkpoints = [...checkpoints].sort((a, b) => a.index - b.index);
-    const frames = await framePayloads.resolve(model.get("frames"));
-    for (const frame of frames) framesOf(frame.method).set(frame.index, frame);
-    // Colour work happens on arrival, so scrubbing only rasterises and paints.
-    state.checkpoints.forEach(styleFor);
-    frames.forEach(backgroundFor);
-    setSliderMax();
-    if (state.follow) state.position = Math.max(0, state.checkpoints.length - 1);
+    await store.sync(model.get("checkpoints"), model.get("frames"));
+    slider.max = String(Math.max(0, store.checkpoints.length - 1));
+    if (state.follow) state.position = Math.max(0, store.checkpoints.length - 1);
     slider.value = String(state.position);
-    renderMarkers();
     renderStatus();
     showFrame();
   }
 
   function hoverAt(clientX, clientY) {
-    const frame = framesOf(state.method).get(currentIndex());
+    const frame = currentFrame();
     const where = frame ? plot.toData(clientX, clientY) : null;
-    const i = where ? nearestPoint(frame.x, frame.y, where.x, where.y, where.kx, where.ky, HOVER_RADIUS_PX) : -1;
+    const i = where ? nearestPoint(frame.x, frame.y, where.x, where.y, where.kx, where.ky, HOVER_RADIUS_PX, legend.visible()) : -1;
     if (i < 0) {
       tooltip.style.display = "none";
       plot.setHighlight(null);
       return -1;
     }
-    fillTooltip(i);
+    fillTooltip(tooltip, probe, checkpointAt(), i);
     const box = main.getBoundingClientRect();
     tooltip.style.left = `${clientX - box.left + 12}px`;
     tooltip.style.top = `${clientY - box.top + 12}px`;
@@ -242,43 +196,10 @@ export async function createView({ model, el, host, makePlot }) {
     return i;
   }
 
-  function className(c) {
-    return probe.classNames[c] ?? String(c);
-  }
-
-  function fillTooltip(i) {
-    const checkpoint = state.checkpoints[state.position];
-    const lines = [`sample ${i}`, `label ${className(probe.labels[i])}`];
-    if (checkpoint?.pred) {
-      const conf = checkpoint.conf ? ` (${Math.round((100 * checkpoint.conf[i]) / 255)}%)` : "";
-      lines.push(`prediction ${className(checkpoint.pred[i])}${conf}`);
-    }
-    tooltip.replaceChildren(...lines.map((t) => h("div", "sc-tip-line", t)));
-    if (probe.thumbs) tooltip.prepend(thumbnail(i));
-  }
-
-  function thumbnail(i) {
-    const [, rows, cols, channels = 1] = probe.thumbs.shape;
-    const canvas = h("canvas", "sc-thumb");
-    canvas.width = cols;
-    canvas.height = rows;
-    const ctx = canvas.getContext?.("2d");
-    if (ctx) {
-      const img = ctx.createImageData(cols, rows);
-      const base = i * rows * cols * channels;
-      for (let p = 0; p < rows * cols; p++) {
-        for (let k = 0; k < 3; k++) {
-          img.data[4 * p + k] = probe.thumbs.data[base + p * channels + (channels === 3 ? k : 0)];
-        }
-        img.data[4 * p + 3] = 255;
-      }
-      ctx.putImageData(img, 0, 0);
-    }
-    return canvas;
-  }
-
   const api = {
     plot,
+    legend,
+    timeline,
     lastSwitchMs: 0,
     get position() {
       return state.position;
@@ -286,19 +207,18 @@ export async function createView({ model, el, host, makePlot }) {
     get method() {
       return state.method;
     },
-    get selected() {
-      return state.selected;
+    get selection() {
+      return [...state.selection];
     },
-    /** How many frames of `method` the browser holds. */
-    frameCount(method = state.method) {
-      return framesOf(method).size;
+    /** How many frames of `method` the browser holds (as payloads), and how many are decoded. */
+    frameCount: (method = state.method) => store.framesOf(method).size,
+    get decodedCount() {
+      return store.decoded.size;
     },
     /** The frame on screen (null while pending). */
-    frameAt() {
-      return framesOf(state.method).get(currentIndex()) ?? null;
-    },
+    frameAt: currentFrame,
     setPosition(index) {
-      const last = state.checkpoints.length - 1;
+      const last = store.checkpoints.length - 1;
       state.position = Math.max(0, Math.min(last, index));
       state.follow = state.position === last;
       slider.value = String(state.position);
@@ -306,7 +226,26 @@ export async function createView({ model, el, host, makePlot }) {
     },
     setMethod(method) {
       state.method = method;
-      renderMarkers();
+      showFrame();
+    },
+    /** Fit the view to the frame's points, and keep fitting on every frame switch. */
+    fit() {
+      state.autoFit = true;
+      fitButton.classList.add("sc-active");
+      showFrame();
+    },
+    setSelectMode(mode) {
+      selector.setMode(selector.mode === mode ? null : mode);
+      for (const b of modeButtons) b.classList.toggle("sc-active", b.dataset.mode === selector.mode);
+    },
+    /** Select these probe indices (sorted, unique) and send them to Python. */
+    setSelection(indices, sync = true) {
+      state.selection = [...new Set(indices)].sort((a, b) => a - b);
+      if (sync) {
+        model.set("selection", state.selection);
+        model.save_changes();
+      }
+      renderSelection();
       showFrame();
     },
     togglePlay() {
@@ -318,21 +257,22 @@ export async function createView({ model, el, host, makePlot }) {
       }
       play.textContent = "⏸";
       state.timer = setInterval(() => {
-        const n = state.checkpoints.length;
+        const n = store.checkpoints.length;
         if (n) api.setPosition((state.position + 1) % n);
       }, PLAY_INTERVAL_MS);
     },
     hoverAt,
+    /** Click on a point: select it alone (again: clear). */
     select(point) {
-      state.selected = state.selected === point ? -1 : point;
-      showFrame();
+      api.setSelection(state.selection.length === 1 && state.selection[0] === point ? [] : [point]);
     },
-    refresh: syncPayloads,
+    refresh: () => onData(),
     destroy() {
       if (state.timer) clearInterval(state.timer);
       model.off("change:checkpoints", onData);
       model.off("change:frames", onData);
       model.off("change:status", renderStatus);
+      model.off("change:selection", onSelection);
       plot.destroy();
       root.remove();
     },
@@ -340,9 +280,12 @@ export async function createView({ model, el, host, makePlot }) {
 
   slider.addEventListener("input", () => api.setPosition(Number(slider.value)));
   play.addEventListener("click", () => api.togglePlay());
+  fitButton.addEventListener("click", () => api.fit());
+  for (const b of modeButtons) b.addEventListener("click", () => api.setSelectMode(b.dataset.mode));
+  clearButton.addEventListener("click", () => api.setSelection([]));
   let pending = null;
   main.addEventListener("mousemove", (event) => {
-    if (pending) return;
+    if (pending || selector.mode) return;
     pending = requestAnimationFrame(() => {
       pending = null;
       hoverAt(event.clientX, event.clientY);
@@ -353,6 +296,7 @@ export async function createView({ model, el, host, makePlot }) {
     plot.setHighlight(null);
   });
   main.addEventListener("click", (event) => {
+    if (selector.mode) return;
     const i = hoverAt(event.clientX, event.clientY);
     if (i >= 0) api.select(i);
   });
@@ -366,9 +310,12 @@ export async function createView({ model, el, host, makePlot }) {
     });
     return chain;
   };
+  const onSelection = () => api.setSelection(model.get("selection") ?? [], false);
   model.on("change:checkpoints", onData);
   model.on("change:frames", onData);
   model.on("change:status", renderStatus);
+  model.on("change:selection", onSelection);
+  renderSelection();
   await onData();
   return api;
 }

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  alertsByCheckpoint,
+  alertText,
   backgroundPlacement,
   backgroundRGBA,
   badgeText,
   decodeFrame,
+  fadePixel,
+  finiteBounds,
   frameRanges,
   nearestPoint,
   packPixel,
@@ -13,7 +15,6 @@ import {
   rasterizePoints,
   rint,
   statusText,
-  trajectory,
   typedView,
 } from "../src/data.js";
 import { PALETTE, framePayload } from "./fake_model.js";
@@ -75,13 +76,48 @@ test("background colour follows SPEC 2.6 with numpy rounding", () => {
   assert.deepEqual([...rgba.slice(12, 16)], [230, 204, 204, 255]);
 });
 
-test("the raster reaches half a cell beyond the extent and sets the axis ranges", () => {
+test("the raster reaches half a cell beyond the extent; the view fits the points", () => {
   const frame = decodeFrame(framePayload("sentrycam", 0, [0, 0, 1, 1]));
   const placement = backgroundPlacement(frame.background);
   assert.deepEqual(placement, { x: -5, y: -5, dw: 20, dh: 20, rows: 2, cols: 2 });
-  assert.deepEqual(frameRanges(frame), [-5, 15, -5, 15]);
-  const bare = decodeFrame(framePayload("umap", 0, [0, 0, 1, 1], { background: false }));
-  assert.deepEqual(frameRanges(bare), [-0.5, 10.5, -0.5, 10.5]);
+  // the points span [0, 1] on both axes: the view is that plus 6 % on each side, not the raster
+  assert.deepEqual(frameRanges(frame).map((v) => +v.toFixed(6)), [-0.06, 1.06, -0.06, 1.06]);
+});
+
+test("a diverged frame is fitted to its points and a collapsed one still gets a view", () => {
+  const diverged = decodeFrame(framePayload("m", 0, [1e6, 2e6, 1e6 + 10, 2e6 + 10]));
+  const [x0, x1, y0, y1] = frameRanges(diverged);
+  assert.ok(x0 < 1e6 && x1 > 1e6 + 10 && x1 - x0 < 12, `${x0} ${x1}`);
+  assert.ok(y0 < 2e6 && y1 > 2e6 + 10 && y1 - y0 < 12);
+  const collapsed = decodeFrame(framePayload("m", 0, [3, 3, 3, 3, 3, 3]));
+  const [c0, c1] = frameRanges(collapsed);
+  assert.ok(c0 < 3 && c1 > 3 && c1 - c0 < 0.01, `${c0} ${c1}`);
+});
+
+test("NaN/inf coordinates are counted, left out of the bounds and never drawn", () => {
+  const x = new Float32Array([0, NaN, 4, Infinity]);
+  const y = new Float32Array([1, 2, -1, 0]);
+  assert.deepEqual(finiteBounds(x, y), { bounds: [0, 4, -1, 1], missing: 2 });
+  assert.deepEqual(finiteBounds(new Float32Array([NaN]), new Float32Array([1])), { bounds: null, missing: 1 });
+  const frame = decodeFrame(framePayload("m", 0, [0, 1, NaN, 2, 4, -1, Infinity, 0]));
+  assert.equal(frame.missing, 2);
+  assert.deepEqual(frame.bounds, [0, 4, -1, 1]);
+  const style = pointStyle(new Uint16Array([0, 1, 2, 0]), null, PALETTE);
+  const out = rasterizePoints({ x, y, ...style }, [-1, 5, -2, 3], 30, 25, new Uint32Array(750));
+  const drawn = new Set(out.filter((p) => p !== 0));
+  assert.deepEqual([...drawn].sort(), [style.fill[0], style.fill[2]].sort());
+});
+
+test("hidden points are not drawn; faded ones are drawn pale under the others", () => {
+  const style = pointStyle(new Uint16Array([0, 1]), null, PALETTE);
+  const points = { x: new Float32Array([2.5, 7.5]), y: new Float32Array([2.5, 7.5]), ...style };
+  const hidden = rasterizePoints({ ...points, visible: new Uint8Array([1, 0]) }, [0, 10, 0, 10], 20, 20, new Uint32Array(400));
+  assert.equal(hidden[5 * 20 + 5], style.fill[0]);
+  assert.equal(hidden[15 * 20 + 15], 0);
+  const pale = rasterizePoints({ ...points, faded: new Uint8Array([1, 0]) }, [0, 10, 0, 10], 20, 20, new Uint32Array(400));
+  assert.equal(pale[5 * 20 + 5], fadePixel(style.fill[0]));
+  assert.equal(pale[15 * 20 + 15], style.fill[1]);
+  assert.equal(fadePixel(packPixel(255, 0, 0)), packPixel(255, 191, 191));
 });
 
 test("nearestPoint measures on screen and respects the radius", () => {
@@ -91,25 +127,12 @@ test("nearestPoint measures on screen and respects the radius", () => {
   assert.equal(nearestPoint(x, y, 15, 0, 1, 1, 3), -1);
   assert.equal(nearestPoint(x, y, 14, 0, 10, 10, 60), 1);
   assert.equal(nearestPoint(x, y, 16, 0, 10, 10, 60), 2);
-});
-
-test("trajectory follows one point through the frames in checkpoint order", () => {
-  const frames = new Map([
-    [2, decodeFrame(framePayload("m", 2, [5, 5, 7, 8]))],
-    [0, decodeFrame(framePayload("m", 0, [1, 1, 3, 4]))],
-  ]);
-  const path = trajectory(frames, 1);
-  assert.deepEqual([...path.xs], [3, 7]);
-  assert.deepEqual([...path.ys], [4, 8]);
-  assert.deepEqual(path.indices, [0, 2]);
+  assert.equal(nearestPoint(x, y, 16, 0, 10, 10, 60, new Uint8Array([1, 1, 0])), 1);
+  assert.equal(nearestPoint(new Float32Array([NaN]), new Float32Array([0]), 0, 0, 1, 1, 60), -1);
 });
 
 test("alerts, badge and status lines read like sentences", () => {
-  const frames = new Map([
-    [3, decodeFrame(framePayload("m", 3, [0, 0, 1, 1], { alerts: [{ signal: "V", explanation: "variance rose" }] }))],
-    [4, decodeFrame(framePayload("m", 4, [0, 0, 1, 1]))],
-  ]);
-  assert.deepEqual([...alertsByCheckpoint(frames)], [[3, ["V: variance rose"]]]);
+  assert.equal(alertText({ signal: "V", explanation: "variance rose" }), "V: variance rose");
   assert.equal(badgeText({ trustworthiness: 0.91234, ppr: 0.9 }), "T(15) 0.912 · PPR 0.900");
   assert.equal(
     statusText({ latest_epoch: 7, projecting: "sentrycam @ epoch 7", queued: 1, backfill: 2 }, 8),

@@ -3,7 +3,8 @@
 export function createModel(state = {}) {
   const listeners = new Map();
   const emit = (name, ...args) => (listeners.get(name) || []).forEach((cb) => cb(...args));
-  return {
+  const model = {
+    saved: 0,
     get: (key) => state[key],
     set: (key, value) => {
       state[key] = value;
@@ -11,9 +12,12 @@ export function createModel(state = {}) {
     },
     on: (name, cb) => listeners.set(name, [...(listeners.get(name) || []), cb]),
     off: (name, cb) => listeners.set(name, (listeners.get(name) || []).filter((f) => f !== cb)),
-    save_changes: () => {},
+    save_changes: () => {
+      model.saved++;
+    },
     send: () => {},
   };
+  return model;
 }
 
 /** A host whose children are registered with `add(data)` -> "anywidget:<id>". */
@@ -43,9 +47,12 @@ export function createFakePlot() {
     clearPoints: record("clearPoints"),
     setBackground: record("setBackground"),
     setRanges: record("setRanges"),
-    setTrajectory: record("setTrajectory"),
+    setTrajectories: record("setTrajectories"),
     setHighlight: record("setHighlight"),
     toData: (x, y) => ({ x, y, kx: 1, ky: 1 }),
+    onUserRange(callback) {
+      this.userRange = callback;
+    },
     destroy: record("destroy"),
   };
 }

@@ -108,9 +108,9 @@ test("hover shows sample, label, prediction and thumbnail; click draws the traje
   assert.equal(view.hoverAt(50, 50), -1);
   assert.equal(tip.style.display, "none");
   view.select(1);
-  const path = plot.last("setTrajectory");
-  assert.deepEqual([...path.xs], [1, 2, 3]);
-  assert.deepEqual([...path.ys], [2, 3, 4]);
+  const path = plot.last("setTrajectories");
+  assert.deepEqual([...path.xs[0]], [1, 2, 3]);
+  assert.deepEqual([...path.ys[0]], [2, 3, 4]);
   view.destroy();
 });
 
@@ -148,5 +148,62 @@ test("play steps through the checkpoints and pauses", async () => {
   el.querySelector(".sc-play").click();
   assert.equal(view.position, 1);
   assert.equal(el.querySelector(".sc-play").textContent, "▶");
+  view.destroy();
+});
+
+test("legend clicks hide a class from the plot and from hovering", async () => {
+  const { view, plot, el } = await setup();
+  el.querySelector('.sc-class[data-class="1"]').click();
+  assert.deepEqual([...plot.last("setPoints").visible], [1, 0, 1]);
+  assert.equal(view.hoverAt(3.2, 4.1), 0); // point 1 is nearer but hidden
+  el.querySelector('.sc-class[data-class="1"]').click();
+  assert.equal(plot.last("setPoints").visible, null);
+  view.destroy();
+});
+
+test("a selection goes to Python, fades the rest, draws trajectories, and comes back from Python", async () => {
+  const { view, plot, el, model } = await setup();
+  view.setSelection([2, 0, 2]);
+  assert.deepEqual(model.get("selection"), [0, 2]);
+  assert.equal(model.saved, 1);
+  assert.deepEqual([...plot.last("setPoints").faded], [0, 1, 0]);
+  assert.equal(plot.last("setTrajectories").xs.length, 2);
+  assert.match(el.querySelector(".sc-selection").textContent, /^2 selected/);
+  model.set("selection", [1]);
+  assert.deepEqual(view.selection, [1]);
+  assert.equal(model.saved, 1);
+  el.querySelector(".sc-clear").click();
+  assert.deepEqual(model.get("selection"), []);
+  assert.equal(plot.last("setPoints").faded, null);
+  assert.equal(plot.last("setTrajectories"), null);
+  view.destroy();
+});
+
+test("the view fits each frame until the user zooms; 'fit' brings fitting back", async () => {
+  const { view, plot, el } = await setup();
+  const fits = () => plot.calls.filter((c) => c.name === "setRanges").length;
+  const before = fits();
+  plot.userRange();
+  assert.ok(!el.querySelector(".sc-fit").classList.contains("sc-active"));
+  view.setPosition(0);
+  assert.equal(fits(), before);
+  el.querySelector(".sc-fit").click();
+  assert.equal(fits(), before + 1);
+  assert.deepEqual(plot.last("setRanges").map((v) => +v.toFixed(2)), [-0.18, 3.18, -0.24, 4.24]);
+  view.destroy();
+});
+
+test("points without coordinates are counted in the note; clicking the timeline scrubs", async () => {
+  const { view, model, host, el } = await setup();
+  model.set("checkpoints", [...model.get("checkpoints"), host.add(checkpointPayload(3, LABELS))]);
+  model.set("frames", [...model.get("frames"), host.add(framePayload("sentrycam", 3, [NaN, 1, 2, 2, 3, Infinity]))]);
+  await view.refresh();
+  assert.equal(view.position, 3);
+  assert.match(el.querySelector(".sc-note").textContent, /2 points have no coordinates \(NaN\/inf\)/);
+  assert.deepEqual(view.frameAt().bounds, [2, 2, 2, 2]);
+  const chart = el.querySelector(".sc-chart-box");
+  chart.getBoundingClientRect = () => ({ left: 0, width: 300, top: 0, height: 56 });
+  chart.dispatchEvent(new window.MouseEvent("click", { clientX: 95, clientY: 10 }));
+  assert.equal(view.position, 1);
   view.destroy();
 });

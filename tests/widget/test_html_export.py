@@ -14,7 +14,6 @@ pytestmark = pytest.mark.browser
 N = 150
 LABELS = np.arange(N) % 3
 _NEXT_PAINT = "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def _run_widget() -> SentryCamWidget:
@@ -39,21 +38,6 @@ def test_saved_state_holds_every_frame_with_its_buffers():
     child_id = root["frames"][0].removeprefix("anywidget:")
     paths = [b["path"] for b in saved["models"][child_id]["buffers"]]
     assert ["data", "xy", "buffer"] in paths
-
-
-@pytest.fixture
-def page(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.requests = []
-        page.errors = []
-        page.on("request", lambda r: page.requests.append(r.url))
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        yield page
-        browser.close()
 
 
 def test_exported_html_scrubs_toggles_and_hovers_offline(tmp_path, page):
@@ -97,7 +81,7 @@ def test_exported_html_scrubs_toggles_and_hovers_offline(tmp_path, page):
     assert tooltip.locator("canvas.sc-thumb").count() == 1
 
     page.mouse.click(target["x"], target["y"])
-    assert page.evaluate("window.sentrycamView.selected") == 7
+    assert page.evaluate("window.sentrycamView.selection") == [7]
 
     assert page.errors == []
     assert page.requests, "the page itself should have been requested"

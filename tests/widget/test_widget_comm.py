@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -10,7 +11,7 @@ from widget_synthetic import synthetic_checkpoint, synthetic_frame
 
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.render import palette
-from sentrycam_widget.widget import SentryCamWidget, bokeh_js
+from sentrycam_widget.widget import SentryCamWidget, bokeh_js, checkpoint_payload, frame_payload
 
 N = 120
 LABELS = np.arange(N) % 3
@@ -111,3 +112,39 @@ def test_bad_frames_fail_fast():
         SentryCamWidget(np.zeros((2, 2), int), {"sentrycam": True})
     with pytest.raises(InputError, match="thumbnails"):
         SentryCamWidget(LABELS, {"sentrycam": True}, thumbnails=np.zeros((N, 8), np.uint8))
+
+
+def test_nan_and_inf_never_reach_the_json_and_are_counted():
+    checkpoint = synthetic_checkpoint(0, LABELS)
+    checkpoint.scalars = {"val_loss": float("nan"), "train_loss": float("inf"), "acc": 0.5}
+    checkpoint.logits[3] = np.nan
+    frame = synthetic_frame("sentrycam", 0, N)
+    frame.embedding[[1, 5, 9]] = [[np.nan, 0.0], [np.inf, 1.0], [0.0, -np.inf]]
+    frame.metrics = {"trustworthiness": float("nan"), "ppr": 0.9}
+    frame.alerts = [{"signal": "L", "value": np.float64("nan")}]
+    data = checkpoint_payload(checkpoint)
+    assert data["scalars"] == {"val_loss": None, "train_loss": None, "acc": 0.5}
+    assert np.frombuffer(data["conf"]["buffer"], np.uint8)[3] == 0
+    payload = frame_payload(frame)
+    assert payload["missing"] == 3
+    finite = np.delete(frame.embedding, [1, 5, 9], axis=0)
+    assert payload["bounds"] == [
+        float(finite[:, 0].min()),
+        float(finite[:, 0].max()),
+        float(finite[:, 1].min()),
+        float(finite[:, 1].max()),
+    ]
+    assert payload["metrics"] == {"trustworthiness": None, "ppr": 0.9}
+    assert payload["alerts"] == [{"signal": "L", "value": None}]
+    json.dumps({**payload, "xy": None, "background": None}, allow_nan=False)
+    frame.background.extent = (0.0, float("nan"), 0.0, 1.0)
+    assert frame_payload(frame)["background"] is None
+
+
+def test_selection_set_by_the_browser_is_a_numpy_array_in_python():
+    widget = SentryCamWidget(LABELS, {"sentrycam": True})
+    assert widget.selected.shape == (0,)
+    # what ipywidgets does with a state update arriving from the front-end
+    widget.set_state({"selection": [4, 17, 30]})
+    assert widget.selected.dtype == np.int64
+    assert widget.selected.tolist() == [4, 17, 30]

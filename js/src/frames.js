@@ -1,0 +1,125 @@
+// What the browser holds of a run: light metadata (epoch, scalars, metrics, alerts) for every
+// checkpoint and frame, and decoded point data (x/y columns, colours, background RGBA) only for
+// a bounded window of recently shown frames, re-decoded from the synced payload on demand. So
+// memory stays flat however long the run is; the payloads themselves are the widget models'.
+
+import { backgroundPlacement, backgroundRGBA, decodeArray, decodeCheckpoint, decodeFrame, pointStyle } from "./data.js";
+
+/** Decoded frames (and checkpoint colourings) kept at once. */
+export const DEFAULT_WINDOW = 24;
+
+/** A Map that keeps its `limit` most recently used entries. */
+export class Lru {
+  constructor(limit) {
+    this.limit = Math.max(1, limit);
+    this.map = new Map();
+  }
+
+  get(key, make) {
+    if (this.map.has(key)) {
+      const value = this.map.get(key);
+      this.map.delete(key);
+      this.map.set(key, value);
+      return value;
+    }
+    const value = make();
+    this.map.set(key, value);
+    while (this.map.size > this.limit) this.map.delete(this.map.keys().next().value);
+    return value;
+  }
+
+  get size() {
+    return this.map.size;
+  }
+}
+
+function frameMeta(data) {
+  return {
+    method: data.method,
+    index: data.index,
+    epoch: data.epoch,
+    metrics: data.metrics ?? {},
+    alerts: data.alerts ?? [],
+    missing: data.missing ?? 0,
+    data,
+  };
+}
+
+export class FrameStore {
+  /** `host.getModel(ref)` resolves child references; `probe` is decodeProbe's result. */
+  constructor(host, probe, window = DEFAULT_WINDOW) {
+    this.host = host;
+    this.probe = probe;
+    this.resolved = new Map(); // ref -> meta
+    this.checkpoints = []; // checkpoint metadata sorted by index
+    this.byMethod = new Map(); // method -> Map(index -> frame meta)
+    this.decoded = new Lru(window);
+    this.styles = new Lru(window);
+  }
+
+  /** Resolve new references (already known ones cost nothing); returns the new frame metas. */
+  async sync(checkpointRefs, frameRefs) {
+    const fresh = [];
+    for (const ref of checkpointRefs) {
+      if (this.resolved.has(ref)) continue;
+      const meta = decodeCheckpoint((await this.host.getModel(ref)).get("data"));
+      this.resolved.set(ref, meta);
+      this.checkpoints.push(meta);
+    }
+    this.checkpoints.sort((a, b) => a.index - b.index);
+    for (const ref of frameRefs) {
+      if (this.resolved.has(ref)) continue;
+      const meta = frameMeta((await this.host.getModel(ref)).get("data"));
+      this.resolved.set(ref, meta);
+      this.framesOf(meta.method).set(meta.index, meta);
+      fresh.push(meta);
+    }
+    return fresh;
+  }
+
+  framesOf(method) {
+    if (!this.byMethod.has(method)) this.byMethod.set(method, new Map());
+    return this.byMethod.get(method);
+  }
+
+  has(method, index) {
+    return this.framesOf(method).has(index);
+  }
+
+  /** The decoded frame (x, y, bounds, background with its RGBA), or null if not received. */
+  frame(method, index) {
+    const meta = this.framesOf(method).get(index);
+    if (!meta) return null;
+    return this.decoded.get(meta, () => {
+      const frame = decodeFrame(meta.data);
+      if (frame.background) {
+        frame.background.rgba = {
+          ...backgroundPlacement(frame.background),
+          rgba: backgroundRGBA(frame.background, this.probe.palette),
+        };
+      }
+      return frame;
+    });
+  }
+
+  /** Point colours of a checkpoint (its predictions against the labels). */
+  style(checkpoint) {
+    return this.styles.get(checkpoint, () => pointStyle(this.probe.labels, checkpoint.pred, this.probe.palette));
+  }
+
+  /** Paths of `points` through every frame of `method` in checkpoint order, read straight from
+   * the payloads (no decoding of whole frames). */
+  trajectories(method, points) {
+    const metas = [...this.framesOf(method).values()].sort((a, b) => a.index - b.index);
+    const xs = points.map(() => new Float32Array(metas.length));
+    const ys = points.map(() => new Float32Array(metas.length));
+    metas.forEach((meta, k) => {
+      const xy = decodeArray(meta.data.xy).data;
+      points.forEach((p, j) => {
+        xs[j][k] = xy[2 * p];
+        ys[j][k] = xy[2 * p + 1];
+      });
+    });
+    return { xs, ys, indices: metas.map((m) => m.index) };
+  }
+}

@@ -1,0 +1,38 @@
+"""The run directory: a documented, versioned, append-only record of one training run.
+
+A run is recorded on one machine and viewed on another, so this format is the stable interface
+between recording and viewing. Layout (format ``sentrycam-run``, version 1; the full
+description is ``docs/run-format.md``)::
+
+    RUN/
+      manifest.json                   format, version, N, D, classes, layer, probe summary
+      labels.npy                      int64 [N], written once
+      images.npy                      optional uint8 thumbnails [N, h, w] or [N, h, w, 3]
+      checkpoints/000000.npz          features f32 [N, D], logits f32 [N, C]?, head, meta JSON
+      checkpoints/000000.head.pt2     only for a torch head: torch.export program of the head
+      frames/<method>/000000.npz      embedding f32 [N, 2], background?, recon_pred?, meta JSON
+      frames/<method>/state.pt        the projector's latest state (for resume) and its index
+
+Every file is written to a temporary name starting with ``.`` in the same directory, flushed,
+fsynced and renamed over its final name (``os.replace``), then the directory is fsynced.
+Readers discover entries by listing final names only (``<digits>.npz``), so a reader sees
+complete entries only, and a process killed mid-write loses at most the entry in flight (its
+temporary file is ignored). A damaged file raises :class:`RunFormatError` naming it when read
+directly; bulk readers (``frames``, ``checkpoints``) skip it, record it in ``damaged`` and warn,
+so the rest of the run still loads. One writer (thread or process) at a time; any number of
+readers.
+"""
+
+from .._jsonio import read_json, write_json
+from ._format import FORMAT, VERSION
+from ._run import DamagedEntry, DamagedEntryWarning, RunStore
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "DamagedEntry",
+    "DamagedEntryWarning",
+    "RunStore",
+    "read_json",
+    "write_json",
+]
