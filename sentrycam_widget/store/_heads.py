@@ -2,30 +2,43 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .._atomic_io import atomic_write
+from .._atomic_io import atomic_write, writer_is_gone, writer_token
 from ..errors import InputError, RunFormatError
 from ..records import Checkpoint, Head, LinearHead, TorchHead
 
+_HEAD_FILE = re.compile(
+    r"^(?P<index>\d{6,})\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{8}\.head\.pt2$"
+)
 
-def write_head(run: Path, checkpoint: Checkpoint, arrays: dict[str, np.ndarray]) -> str:
-    """Put a linear head into ``arrays`` or export a torch head beside the entry; its kind."""
+
+def write_head(
+    run: Path, checkpoint: Checkpoint, arrays: dict[str, np.ndarray]
+) -> tuple[str, Path | None]:
+    """Put a linear head into ``arrays`` or export a torch head beside the entry.
+
+    Returns the head's kind and, for a torch head, the file written: its name carries this
+    writer's token, so two writers racing for one index never overwrite each other's head (the
+    entry that wins names its own; the loser removes its file).
+    """
     head = checkpoint.head
     if head is None:
-        return "none"
+        return "none", None
     if isinstance(head, LinearHead):
         arrays["head_W"] = head.weight
         arrays["head_b"] = head.bias
-        return "linear"
+        return "linear", None
     if isinstance(head, TorchHead):
         program = export_head(head, checkpoint.n_features, checkpoint.index)
-        atomic_write(head_path(run, checkpoint.index), lambda f: torch.export.save(program, f))
-        return "torch"
+        path = run / "checkpoints" / f"{int(checkpoint.index):06d}.{writer_token()}.head.pt2"
+        atomic_write(path, lambda f: torch.export.save(program, f))
+        return "torch", path
     raise InputError(
         f"checkpoint {checkpoint.index}: cannot store a head of type {type(head).__name__}; "
         "use LinearHead or TorchHead"
@@ -47,7 +60,8 @@ def read_head(
         except InputError as exc:
             raise RunFormatError(f"{path}: {exc}") from exc
     if kind == "torch":
-        program = head_path(run, int(meta["index"]))
+        name = meta.get("head_file")
+        program = head_path(run, int(meta["index"])) if name is None else run / "checkpoints" / name
         try:
             module = torch.export.load(str(program)).module()
         except Exception as exc:
@@ -57,7 +71,8 @@ def read_head(
 
 
 def head_path(run: Path, index: int) -> Path:
-    """Where checkpoint ``index``'s exported torch head lives."""
+    """Where checkpoint ``index``'s exported torch head lives in runs whose entries do not name
+    their head file (written before heads carried a writer token)."""
     return run / "checkpoints" / f"{int(index):06d}.head.pt2"
 
 
@@ -74,3 +89,16 @@ def export_head(head: TorchHead, n_features: int, index: int) -> Any:
             f"checkpoint {index}: the torch head cannot be exported with torch.export to be "
             f"stored ({type(exc).__name__}: {exc})"
         ) from exc
+
+
+def remove_orphan_heads(run: Path) -> None:
+    """Remove torch-head files whose writer was killed before it stored their checkpoint."""
+    for head in (run / "checkpoints").glob("*.head.pt2"):
+        match = _HEAD_FILE.match(head.name)
+        if match is None or not writer_is_gone(match["host"], int(match["pid"])):
+            continue
+        if not (run / "checkpoints" / f"{match['index']}.npz").exists():
+            try:
+                head.unlink()
+            except OSError:
+                continue

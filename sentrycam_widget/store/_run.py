@@ -13,19 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from .._atomic_io import atomic_write
+from .._atomic_io import atomic_write, remove_stale_temps
 from .._jsonio import write_json
 from ..errors import InputError, RunFormatError
 from ..records import Checkpoint, Frame
+from ._checks import check_checkpoint, check_frame
 from ._format import (
     CHECKPOINT_KEYS,
     FORMAT,
     FRAME_KEYS,
     MANIFEST,
     METHOD,
-    STATE,
     VERSION,
     background_from,
     class_count,
@@ -39,8 +38,8 @@ from ._format import (
     load_npz,
     read_manifest,
 )
-from ._heads import read_head, write_head
-from ._state import decode_state, encode_state
+from ._heads import read_head, remove_orphan_heads, write_head
+from ._state import prune_states, read_state, write_state
 
 
 class DamagedEntryWarning(UserWarning):
@@ -127,9 +126,14 @@ class RunStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> RunStore:
-        """Open an existing run (possibly still being written) for reading and appending."""
+        """Open an existing run (possibly still being written) for reading and appending.
+
+        Temp files and torch-head files left by killed writers are removed (where writable).
+        """
         root = Path(path)
-        return cls(root, read_manifest(root / MANIFEST))
+        store = cls(root, read_manifest(root / MANIFEST))
+        store._remove_leftovers()
+        return store
 
     # ---------------------------------------------------------------- run-level facts
     @property
@@ -198,14 +202,14 @@ class RunStore:
 
     def append_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Store one checkpoint (atomically); it must match the run's probe set and layer."""
-        self._check_checkpoint(checkpoint)
+        check_checkpoint(self, checkpoint)
         path = self._checkpoint_path(checkpoint.index)
         if path.exists():
             raise InputError(f"checkpoint {checkpoint.index} is already stored at {path}")
         arrays: dict[str, np.ndarray] = {"features": checkpoint.features}
         if checkpoint.logits is not None:
             arrays["logits"] = checkpoint.logits
-        head_kind = write_head(self.path, checkpoint, arrays)
+        head_kind, head_file = write_head(self.path, checkpoint, arrays)
         meta = {
             "version": VERSION,
             "index": int(checkpoint.index),
@@ -213,9 +217,20 @@ class RunStore:
             "scalars": {k: float(v) for k, v in checkpoint.scalars.items()},
             "head": head_kind,
         }
+        if head_file is not None:
+            meta["head_file"] = head_file.name
         arrays["meta"] = json_array(meta)
         self._fix_manifest_dims(checkpoint)
-        atomic_write(path, lambda f: np.savez(f, **arrays))
+        try:
+            atomic_write(path, lambda f: np.savez(f, **arrays), exclusive=True)
+        except FileExistsError as exc:  # another writer stored this index first
+            if head_file is not None:
+                head_file.unlink(missing_ok=True)
+            raise InputError(f"checkpoint {checkpoint.index} is already stored at {path}") from exc
+        except BaseException:
+            if head_file is not None:
+                head_file.unlink(missing_ok=True)
+            raise
 
     def checkpoint(self, index: int) -> Checkpoint:
         """Load checkpoint ``index``; RunFormatError naming the file if it is missing or damaged."""
@@ -247,7 +262,11 @@ class RunStore:
         return checkpoint
 
     def checkpoints(self) -> Iterator[Checkpoint]:
-        """Every readable checkpoint in index order; damaged ones are skipped and reported."""
+        """Every readable checkpoint in index order; damaged ones are skipped and reported.
+
+        A damaged run-level file (``labels.npy``) raises RunFormatError naming it instead.
+        """
+        self.labels  # noqa: B018 - read once here, so its damage is not blamed on every entry
         for index in self.checkpoint_indices():
             checkpoint = self._read_or_skip(
                 self._checkpoint_path(index), lambda i=index: self.checkpoint(i)
@@ -297,7 +316,7 @@ class RunStore:
 
     def append_frame(self, frame: Frame, *, replace: bool = False) -> None:
         """Store one frame (atomically). Its checkpoint must be stored; ``replace`` overwrites."""
-        self._check_frame(frame)
+        check_frame(self, frame)
         path = self._frame_path(frame.method, frame.index)
         if path.exists() and not replace:
             raise InputError(f"frame {frame.method}/{frame.index} is already stored at {path}")
@@ -319,7 +338,12 @@ class RunStore:
         }
         arrays["meta"] = json_array(meta)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda f: np.savez(f, **arrays))
+        try:
+            atomic_write(path, lambda f: np.savez(f, **arrays), exclusive=not replace)
+        except FileExistsError as exc:  # another writer stored this frame first
+            raise InputError(
+                f"frame {frame.method}/{frame.index} is already stored at {path}"
+            ) from exc
 
     def frame(self, method: str, index: int) -> Frame:
         """Load one frame; RunFormatError naming the file if it is missing or damaged."""
@@ -364,31 +388,24 @@ class RunStore:
 
     # ---------------------------------------------------------------- projector state
     def save_projector_state(self, method: str, index: int, state: Mapping[str, Any]) -> None:
-        """Keep the projector's state after checkpoint ``index`` so a later process can resume."""
-        payload = {
-            "version": VERSION,
-            "method": method,
-            "index": int(index),
-            "state": encode_state(state, "state"),
-        }
-        path = self._method_dir(method) / STATE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda f: torch.save(payload, f))
+        """Keep the projector's state after checkpoint ``index`` so a later process can resume.
 
-    def load_projector_state(self, method: str) -> tuple[int, dict[str, Any]] | None:
-        """``(index, state)`` saved by :meth:`save_projector_state`, or None if there is none."""
-        path = self._method_dir(method) / STATE
-        if not path.exists():
-            return None
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            if payload["version"] != VERSION or payload["method"] != method:
-                raise RunFormatError(f"{path}: unexpected version or method in projector state")
-            return int(payload["index"]), decode_state(payload["state"])
-        except RunFormatError:
-            raise
-        except Exception as exc:
-            raise RunFormatError(f"{path}: damaged projector state ({exc})") from exc
+        Each index has its own file, written *before* its frame: whatever moment a writer is
+        killed at, the state of the newest stored frame is on disk (then
+        :meth:`prune_projector_states`).
+        """
+        write_state(self._method_dir(method), method, index, state)
+
+    def load_projector_state(
+        self, method: str, index: int | None = None
+    ) -> tuple[int, dict[str, Any]] | None:
+        """``(index, state)`` saved after checkpoint ``index`` (default: the newest saved), or
+        None if there is none; RunFormatError naming the file if it is damaged."""
+        return read_state(self._method_dir(method), method, index)
+
+    def prune_projector_states(self, method: str, keep: int) -> None:
+        """Remove the states saved before checkpoint ``keep``; call once frame ``keep`` is stored."""
+        prune_states(self._method_dir(method), keep)
 
     # ---------------------------------------------------------------- internals
     def _checkpoint_path(self, index: int) -> Path:
@@ -407,32 +424,6 @@ class RunStore:
         with self._lock:
             self._manifest = manifest
 
-    def _check_checkpoint(self, checkpoint: Checkpoint) -> None:
-        if not isinstance(checkpoint, Checkpoint):
-            raise InputError(f"expected a Checkpoint, got {type(checkpoint).__name__}")
-        if checkpoint.index < 0:
-            raise InputError(f"checkpoint index must be >= 0, got {checkpoint.index}")
-        if checkpoint.n_points != self.n_points:
-            raise InputError(
-                f"checkpoint {checkpoint.index} has N = {checkpoint.n_points} probe points, the run "
-                f"at {self.path} has {self.n_points}"
-            )
-        if not np.array_equal(checkpoint.labels, self.labels):
-            raise InputError(
-                f"checkpoint {checkpoint.index} has different probe labels than the run at {self.path}"
-            )
-        n_features = self.n_features
-        if n_features is not None and checkpoint.n_features != n_features:
-            raise InputError(
-                f"checkpoint {checkpoint.index} has D = {checkpoint.n_features} features, the run at "
-                f"{self.path} has {n_features}"
-            )
-        if checkpoint.logits is not None and checkpoint.logits.shape[1] <= int(self.labels.max()):
-            raise InputError(
-                f"checkpoint {checkpoint.index} has logits for {checkpoint.logits.shape[1]} classes "
-                f"but the labels go up to {int(self.labels.max())}"
-            )
-
     def _fix_manifest_dims(self, checkpoint: Checkpoint) -> None:
         """Record D (and a larger C from the logits) in the manifest at the first checkpoint."""
         manifest = self.manifest
@@ -447,26 +438,6 @@ class RunStore:
         with self._lock:
             self._manifest = manifest
 
-    def _check_frame(self, frame: Frame) -> None:
-        if not isinstance(frame, Frame):
-            raise InputError(f"expected a Frame, got {type(frame).__name__}")
-        self._method_dir(frame.method)
-        if frame.embedding.shape != (self.n_points, 2):
-            raise InputError(
-                f"frame {frame.method}/{frame.index} has embedding {frame.embedding.shape}, the run "
-                f"has N = {self.n_points} points"
-            )
-        if frame.recon_pred is not None and frame.recon_pred.shape != (self.n_points,):
-            raise InputError(
-                f"frame {frame.method}/{frame.index} has recon_pred {frame.recon_pred.shape}, "
-                f"expected [{self.n_points}]"
-            )
-        if not self._checkpoint_path(frame.index).exists():
-            raise InputError(
-                f"frame {frame.method}/{frame.index}: checkpoint {frame.index} is not stored in "
-                f"{self.path}; append the checkpoint first"
-            )
-
     def _read_or_skip(self, path: Path, read: Callable[[], Any]) -> Any:
         try:
             return read()
@@ -475,6 +446,16 @@ class RunStore:
                 self._damaged[path] = str(exc)
             warnings.warn(f"skipping damaged file: {exc}", DamagedEntryWarning, stacklevel=3)
             return None
+
+    def _remove_leftovers(self) -> None:
+        """Temp files and torch-head files of writers that were killed mid-entry."""
+        directories = [self.path, self.path / "checkpoints"]
+        frames = self.path / "frames"
+        if frames.is_dir():
+            directories += [p for p in frames.iterdir() if p.is_dir()]
+        for directory in directories:
+            remove_stale_temps(directory)
+        remove_orphan_heads(self.path)
 
     def _mark_good(self, path: Path) -> None:
         with self._lock:

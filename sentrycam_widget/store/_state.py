@@ -1,15 +1,20 @@
-"""The projector-state codec: states saved with torch.save and loaded with ``weights_only=True``."""
+"""Projector states: one file per checkpoint index, saved with torch.save, loaded ``weights_only``."""
 
 from __future__ import annotations
 
+import os
+import re
 from collections import OrderedDict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import InputError
+from .._atomic_io import atomic_write
+from ..errors import InputError, RunFormatError
+from ._format import STATE, VERSION
 
 _NDARRAY = "__ndarray__"
 
@@ -55,3 +60,68 @@ def decode_state(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(decode_state(item) for item in value)
     return value
+
+
+_STATE_FILE = re.compile(r"^(\d{6,})\.state\.pt$")
+
+
+def state_path(method_dir: Path, index: int) -> Path:
+    """The file of the projector state after checkpoint ``index`` (``000005.state.pt``)."""
+    return method_dir / f"{int(index):06d}.state.pt"
+
+
+def state_indices(method_dir: Path) -> list[int]:
+    """Indices that have a saved projector state in ``method_dir``, ascending."""
+    try:
+        names = os.listdir(method_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(int(m.group(1)) for m in map(_STATE_FILE.match, names) if m)
+
+
+def write_state(method_dir: Path, method: str, index: int, state: Mapping[str, Any]) -> None:
+    """Save ``state`` as the projector state of ``method`` after checkpoint ``index``."""
+    payload = {
+        "version": VERSION,
+        "method": method,
+        "index": int(index),
+        "state": encode_state(state, "state"),
+    }
+    path = state_path(method_dir, index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def read_state(
+    method_dir: Path, method: str, index: int | None
+) -> tuple[int, dict[str, Any]] | None:
+    """The state saved after checkpoint ``index`` (None: the newest), or None if there is none.
+
+    Runs written before per-index states have one ``state.pt``; it is used when its index fits.
+    """
+    saved = state_indices(method_dir)
+    if index is None and saved:
+        index = saved[-1]
+    path = state_path(method_dir, index) if index in saved else method_dir / STATE
+    if not path.exists():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload["version"] != VERSION or payload["method"] != method:
+            raise RunFormatError(f"{path}: unexpected version or method in projector state")
+        found = int(payload["index"])
+    except RunFormatError:
+        raise
+    except Exception as exc:
+        raise RunFormatError(f"{path}: damaged projector state ({exc})") from exc
+    if index is not None and found != index:
+        return None
+    return found, decode_state(payload["state"])
+
+
+def prune_states(method_dir: Path, keep: int) -> None:
+    """Remove the states saved before checkpoint ``keep`` and an older run's ``state.pt``."""
+    for index in state_indices(method_dir):
+        if index < keep:
+            state_path(method_dir, index).unlink(missing_ok=True)
+    (method_dir / STATE).unlink(missing_ok=True)
