@@ -30,12 +30,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], *, exclusive: bo
         Publish with ``os.link`` (create-exclusive: ``FileExistsError`` if ``path`` exists, also
         when two writers race) instead of replacing whatever is there with ``os.replace``.
     """
-    tmp = path.parent / f".{path.name}.{writer_token()}.tmp"
+    tmp = write_temp(path, write)
     try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
         if exclusive:
             os.link(tmp, path)
         else:
@@ -46,6 +42,20 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], *, exclusive: bo
     if exclusive:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+def write_temp(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write a hidden, fsynced temp file beside ``path`` (``.name.<host>-<pid>-<random>.tmp``)."""
+    tmp = path.parent / f".{path.name}.{writer_token()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def writer_token() -> str:

@@ -53,7 +53,7 @@ def audit_run(
         raise InputError(f"{store.path} holds no readable checkpoint to audit")
     frames = _frames_for(store, method, checkpoints)
     engine = AlertEngine(**engine_options)
-    alerts = engine.run(checkpoints, frames)
+    alerts = [alert.to_dict() for alert in engine.run(checkpoints, frames)]
     n_frames = sum(frame is not None for frame in frames)
     result = {
         "format": AUDIT_FORMAT,

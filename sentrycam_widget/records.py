@@ -1,4 +1,4 @@
-"""Record types of a run: checkpoints, heads, frames and backgrounds, with their validators.
+"""Record types of a run: checkpoints, heads, frames, backgrounds and alerts, with validators.
 
 Every layer above (capture, store, projectors, metrics, alerts, widget) exchanges these records.
 This module sits at the bottom: it imports only numpy and the package's errors (torch only
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, RunFormatError
 
 if TYPE_CHECKING:
     import torch
@@ -97,8 +97,8 @@ class Checkpoint:
     """One checkpoint of one run: representations, logits and head for the fixed probe set.
 
     ``index`` is the checkpoint's position in the run (0, 1, 2, ...); ``epoch`` is the user's
-    step or epoch number shown in the UI. ``scalars`` holds optional numbers such as
-    ``val_loss`` and ``train_loss``.
+    epoch number and ``step`` the optional global optimiser step (the UI can show either).
+    ``scalars`` holds optional numbers such as ``val_loss`` and ``train_loss``.
     """
 
     index: int
@@ -108,6 +108,7 @@ class Checkpoint:
     logits: np.ndarray | None = None
     head: Head | None = None
     scalars: dict[str, float] = field(default_factory=dict)
+    step: int | None = None
 
     def __post_init__(self) -> None:
         self.features = np.ascontiguousarray(self.features, dtype=np.float32)
@@ -173,6 +174,12 @@ class Checkpoint:
         for name, value in self.scalars.items():
             if not isinstance(value, (int, float, np.floating, np.integer)):
                 raise InputError(f"scalar {name!r} must be a number, got {type(value).__name__}")
+        if self.step is not None and (
+            isinstance(self.step, bool)
+            or not isinstance(self.step, (int, np.integer))
+            or self.step < 0
+        ):
+            raise InputError(f"step must be a non-negative integer or None, got {self.step!r}")
 
 
 def require_finite(what: str, array: np.ndarray) -> None:
@@ -235,3 +242,87 @@ class Frame:
             raise InputError(f"frame embedding must be [N, 2], got shape {self.embedding.shape}")
         if self.recon_pred is not None:
             self.recon_pred = np.ascontiguousarray(self.recon_pred, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert: which signal fired, where, by how much, and why (one line).
+
+    ``checkpoint`` is the index of the checkpoint it was raised at (for a step-cadence alert,
+    the last checkpoint recorded before it, or -1 before the first one); ``epoch`` the user's
+    epoch; ``step`` the optimiser step when the alert came from a finer cadence; ``value`` and
+    ``threshold`` are the trigger's statistic and its bar; ``level`` the signal's own value;
+    ``class_index`` the class a per-class alert is about; ``method`` the projection method
+    whose layout the alert engine watched (set by the monitor). :meth:`to_dict` gives the JSON form
+    stored in frames and ``alerts.json``; :meth:`from_dict` reads it back, including alerts
+    written before ``step`` and ``class_index`` existed.
+    """
+
+    checkpoint: int
+    epoch: int
+    signal: str
+    trigger: str
+    value: float
+    threshold: float
+    level: float | None
+    explanation: str
+    step: int | None = None
+    class_index: int | None = None
+    method: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form; ``step``, ``class_index`` and ``method`` only when set."""
+        out: dict[str, Any] = {
+            "checkpoint": int(self.checkpoint),
+            "epoch": int(self.epoch),
+            "signal": self.signal,
+            "trigger": self.trigger,
+            "value": float(self.value),
+            "threshold": float(self.threshold),
+            "level": None if self.level is None else float(self.level),
+            "explanation": self.explanation,
+        }
+        if self.step is not None:
+            out["step"] = int(self.step)
+        if self.class_index is not None:
+            out["class_index"] = int(self.class_index)
+        if self.method is not None:
+            out["method"] = self.method
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        """Read an alert's JSON form; a missing or mistyped field fails with its name."""
+        if not isinstance(data, dict):
+            raise RunFormatError(f"an alert must be a JSON object, got {type(data).__name__}")
+        missing = [k for k in _ALERT_FIELDS if k not in data]
+        if missing:
+            raise RunFormatError(f"alert {data!r} lacks {', '.join(missing)}")
+        try:
+            return cls(
+                checkpoint=int(data["checkpoint"]),
+                epoch=int(data["epoch"]),
+                signal=str(data["signal"]),
+                trigger=str(data["trigger"]),
+                value=float(data["value"]),
+                threshold=float(data["threshold"]),
+                level=None if data["level"] is None else float(data["level"]),
+                explanation=str(data["explanation"]),
+                step=None if data.get("step") is None else int(data["step"]),
+                class_index=None if data.get("class_index") is None else int(data["class_index"]),
+                method=None if data.get("method") is None else str(data["method"]),
+            )
+        except (TypeError, ValueError) as exc:
+            raise RunFormatError(f"alert {data!r} has a field of the wrong type: {exc}") from exc
+
+
+_ALERT_FIELDS = (
+    "checkpoint",
+    "epoch",
+    "signal",
+    "trigger",
+    "value",
+    "threshold",
+    "level",
+    "explanation",
+)

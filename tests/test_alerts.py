@@ -22,8 +22,8 @@ from sentrycam_widget.alerts import (
     linear_cka,
     nc1,
 )
-from sentrycam_widget.errors import InputError
-from sentrycam_widget.records import Checkpoint, Frame
+from sentrycam_widget.errors import InputError, RunFormatError
+from sentrycam_widget.records import Alert, Checkpoint, Frame
 
 SEEDS = [0, 1, 2, 3, 4]
 
@@ -218,7 +218,7 @@ def _run(n_ckpt, collapse_at=None, kill_quiet_units_at=None, seed=0, val_loss=No
 
 
 def _robust_or_combined(alerts):
-    return [a for a in alerts if a["trigger"] != "reference"]
+    return [a for a in alerts if a.trigger != "reference"]
 
 
 def test_engine_quiet_on_a_stationary_run():
@@ -242,9 +242,9 @@ def test_engine_combined_alert_fires_when_independent_signals_agree():
     assert first["cka_prev"] == 12
     assert first["between_within_2d"] == 12
     assert first["combined"] == 12
-    assert all(a["checkpoint"] >= 12 for a in _robust_or_combined(alerts))
-    combined = next(a for a in alerts if a["signal"] == "combined")
-    assert combined["value"] >= 2 and combined["threshold"] == 2
+    assert all(a.checkpoint >= 12 for a in _robust_or_combined(alerts))
+    combined = next(a for a in alerts if a.signal == "combined")
+    assert combined.value >= 2 and combined.threshold == 2
 
 
 def test_engine_combined_alert_needs_two_signal_families():
@@ -295,7 +295,9 @@ def test_alert_records_are_complete_json_and_one_line():
     alerts = AlertEngine().run(checkpoints, frames)
     assert alerts
     for alert in alerts:
-        assert set(alert) == {
+        assert isinstance(alert, Alert)
+        stored = alert.to_dict()
+        assert set(stored) == {
             "checkpoint",
             "epoch",
             "signal",
@@ -305,9 +307,31 @@ def test_alert_records_are_complete_json_and_one_line():
             "level",
             "explanation",
         }
-        assert alert["epoch"] == alert["checkpoint"] + 1
-        assert "\n" not in alert["explanation"] and alert["explanation"]
-    assert json.loads(json.dumps(alerts)) == alerts
+        assert alert.epoch == alert.checkpoint + 1
+        assert "\n" not in alert.explanation and alert.explanation
+        assert Alert.from_dict(json.loads(json.dumps(stored))) == alert
+
+
+def test_alert_json_of_older_runs_and_new_fields_round_trip():
+    old = {
+        "checkpoint": 3,
+        "epoch": 4,
+        "signal": "combined",
+        "trigger": "agreement",
+        "value": 2.0,
+        "threshold": 2.0,
+        "level": None,
+        "explanation": "epoch 4: 2 independent signals agree",
+    }
+    alert = Alert.from_dict(old)
+    assert alert.step is None and alert.class_index is None and alert.method is None
+    assert alert.to_dict() == old  # what older versions wrote is written back unchanged
+    new = Alert(3, 4, "class_accuracy", "trend", 0.5, 0.3, 0.4, "class 3", 77, 3, "sentrycam")
+    assert Alert.from_dict(json.loads(json.dumps(new.to_dict()))) == new
+    with pytest.raises(RunFormatError, match="lacks explanation"):
+        Alert.from_dict({k: v for k, v in old.items() if k != "explanation"})
+    with pytest.raises(RunFormatError, match="wrong type"):
+        Alert.from_dict({**old, "checkpoint": "three"})
 
 
 def test_engine_streaming_equals_offline_run():
@@ -338,4 +362,4 @@ def test_first_firing_lists_every_signal():
     assert set(first) == {*SIGNALS, "reference", "combined"}
     assert all(v is None for v in first.values())
     with pytest.raises(InputError, match="unknown alert signal"):
-        first_firing([{"signal": "nope", "checkpoint": 1}])
+        first_firing([Alert(1, 2, "nope", "robust_z", 7.0, 6.0, 1.0, "epoch 2: ?")])

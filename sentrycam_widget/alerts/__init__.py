@@ -18,12 +18,16 @@ Triggers live in :mod:`.rules`, the signal catalogue in :mod:`.catalogue` and th
 
 from __future__ import annotations
 
+from ..records import Alert
 from .catalogue import REFERENCE_SIGNALS, SIGNALS, SignalSpec, first_firing
+from .early import EARLY_SIGNALS, EarlySignal, EarlyWatch
 from .engine import AlertEngine
-from .rules import Firing, ReferenceRule, RobustRule
+from .rules import Firing, ReferenceRule, RobustRule, TrendRule
 from .signals import (
+    class_accuracies,
     dead_unit_fraction,
     effective_rank,
+    feature_norm,
     fisher_ratio,
     inter_class_distance,
     intra_class_variance,
@@ -32,15 +36,22 @@ from .signals import (
 )
 
 __all__ = [
+    "EARLY_SIGNALS",
     "REFERENCE_SIGNALS",
     "SIGNALS",
+    "Alert",
     "AlertEngine",
+    "EarlySignal",
+    "EarlyWatch",
     "Firing",
     "ReferenceRule",
     "RobustRule",
     "SignalSpec",
+    "TrendRule",
+    "class_accuracies",
     "dead_unit_fraction",
     "effective_rank",
+    "feature_norm",
     "first_firing",
     "fisher_ratio",
     "inter_class_distance",

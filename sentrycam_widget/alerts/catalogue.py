@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
+from ..records import Alert
 
 
 @dataclass(frozen=True)
@@ -42,18 +43,19 @@ SIGNALS: dict[str, SignalSpec] = {
 REFERENCE_SIGNALS = ("intra_class_variance_2d", "inter_class_distance_2d")
 
 
-def first_firing(alerts: Sequence[dict[str, Any]]) -> dict[str, int | None]:
+def first_firing(alerts: Sequence[Alert | dict[str, Any]]) -> dict[str, int | None]:
     """Per signal (plus ``reference`` = earliest of V and D, and ``combined``): first checkpoint.
 
     ``None`` where a signal never fired. The audit CLI prints this next to the alerts.
     """
     first: dict[str, int | None] = dict.fromkeys([*SIGNALS, "reference", "combined"])
-    for alert in sorted(alerts, key=lambda a: a["checkpoint"]):
-        name = alert["signal"]
+    records = [a if isinstance(a, Alert) else Alert.from_dict(a) for a in alerts]
+    for alert in sorted(records, key=lambda a: a.checkpoint):
+        name = alert.signal
         if name not in first:
             raise InputError(f"unknown alert signal {name!r}")
         if first[name] is None:
-            first[name] = int(alert["checkpoint"])
+            first[name] = alert.checkpoint
     fired = [first[name] for name in REFERENCE_SIGNALS if first[name] is not None]
     first["reference"] = min(fired) if fired else None
     return first

@@ -1,9 +1,10 @@
 """The streaming alert engine: signals per checkpoint, triggers, and the combined alert.
 
 :class:`AlertEngine` keeps its own history, so a worker calls ``update`` once per checkpoint;
-``run`` replays a recorded run for the audit. Every alert is a JSON-ready dict with
-``checkpoint``, ``epoch``, ``signal``, ``trigger``, ``value``, ``threshold``, ``level`` (the
-signal's value) and a one-line ``explanation``. The engine does not log: whoever delivers the
+``run`` replays a recorded run for the audit. Every alert is an
+:class:`~sentrycam_widget.records.Alert` (``checkpoint``, ``epoch``, ``signal``, ``trigger``,
+``value``, ``threshold``, ``level`` = the signal's value, and a one-line ``explanation``);
+``Alert.to_dict`` is its stored JSON form. The engine does not log: whoever delivers the
 alerts (the monitor's worker, the audit CLI) logs them once.
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..metrics import eval_indices
-from ..records import Checkpoint, Frame
+from ..records import Alert, Checkpoint, Frame
 from .catalogue import SIGNALS, SignalSpec
 from .rules import Firing, ReferenceRule, RobustRule
 from .signals import (
@@ -60,20 +61,20 @@ class AlertEngine:
         self.reference = reference or ReferenceRule()
         self.robust = robust or RobustRule()
         self.agreement, self.agreement_window = agreement, agreement_window
-        self.alerts: list[dict[str, Any]] = []
+        self.alerts: list[Alert] = []
         self.records: list[dict[str, Any]] = []
         self._history: dict[str, list[float]] = {name: [] for name in SIGNALS}
         self._family_hits: list[tuple[int, str, str]] = []  # (position, family, signal)
         self._previous_sample: np.ndarray | None = None
         self._n_points: int | None = None
 
-    def update(self, checkpoint: Checkpoint, frame: Frame | None = None) -> list[dict[str, Any]]:
+    def update(self, checkpoint: Checkpoint, frame: Frame | None = None) -> list[Alert]:
         """Compute this checkpoint's signals, run the triggers, return (and keep) new alerts."""
         self._check_order(checkpoint, frame)
         values = self._signals(checkpoint, frame)
         self.records.append({"checkpoint": checkpoint.index, "epoch": checkpoint.epoch, **values})
         position = len(self.records) - 1
-        new: list[dict[str, Any]] = []
+        new: list[Alert] = []
         for name, value in values.items():
             self._history[name].append(value)
             alert = self._trigger(SIGNALS[name], checkpoint)
@@ -89,14 +90,14 @@ class AlertEngine:
 
     def run(
         self, checkpoints: Sequence[Checkpoint], frames: Sequence[Frame | None] | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Alert]:
         """Feed a recorded run (checkpoints in order, frames aligned or None); all new alerts."""
         if frames is not None and len(frames) != len(checkpoints):
             raise InputError(
                 f"got {len(checkpoints)} checkpoints but {len(frames)} frames; pass one frame "
                 "(or None) per checkpoint"
             )
-        new: list[dict[str, Any]] = []
+        new: list[Alert] = []
         for i, checkpoint in enumerate(checkpoints):
             new.extend(self.update(checkpoint, None if frames is None else frames[i]))
         return new
@@ -150,7 +151,7 @@ class AlertEngine:
         self._previous_sample = sample
         return {name: value for name, value in out.items() if np.isfinite(value)}
 
-    def _trigger(self, spec: SignalSpec, checkpoint: Checkpoint) -> dict[str, Any] | None:
+    def _trigger(self, spec: SignalSpec, checkpoint: Checkpoint) -> Alert | None:
         history = self._history[spec.name]
         if spec.trigger == "reference":
             firing = self.reference.check(history, spec.higher_is_bad)
@@ -167,10 +168,8 @@ class AlertEngine:
             f"{spec.description} {firing.reason}",
         )
 
-    def _combined(
-        self, checkpoint: Checkpoint, position: int, new: list[dict[str, Any]]
-    ) -> dict[str, Any] | None:
-        if not any(SIGNALS[a["signal"]].family is not None for a in new):
+    def _combined(self, checkpoint: Checkpoint, position: int, new: list[Alert]) -> Alert | None:
+        if not any(SIGNALS[a.signal].family is not None for a in new):
             return None
         recent = [hit for hit in self._family_hits if hit[0] > position - self.agreement_window]
         families: dict[str, str] = {}
@@ -195,14 +194,14 @@ def _alert(
     firing: Firing,
     level: float | None,
     explanation: str,
-) -> dict[str, Any]:
-    return {
-        "checkpoint": int(checkpoint.index),
-        "epoch": int(checkpoint.epoch),
-        "signal": signal,
-        "trigger": trigger,
-        "value": float(firing.value),
-        "threshold": float(firing.threshold),
-        "level": None if level is None else float(level),
-        "explanation": f"epoch {checkpoint.epoch}: {explanation}",
-    }
+) -> Alert:
+    return Alert(
+        checkpoint=int(checkpoint.index),
+        epoch=int(checkpoint.epoch),
+        signal=signal,
+        trigger=trigger,
+        value=float(firing.value),
+        threshold=float(firing.threshold),
+        level=None if level is None else float(level),
+        explanation=f"epoch {checkpoint.epoch}: {explanation}",
+    )

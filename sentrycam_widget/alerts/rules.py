@@ -53,7 +53,7 @@ class ReferenceRule:
             f"{previous.size} values ({margin:.4g})",
         )
 
-    def positions(self, values: Sequence[float], higher_is_bad: bool) -> list[int]:
+    def positions(self, values: Sequence[float], higher_is_bad: bool | None) -> list[int]:
         """Every position where the rule fires (offline use and tests)."""
         return _positions(self, values, higher_is_bad)
 
@@ -107,6 +107,66 @@ class RobustRule:
         return _positions(self, values, higher_is_bad, abs_floor)
 
 
-def _positions(rule: ReferenceRule | RobustRule, values: Sequence[float], *args: Any) -> list[int]:
+def _positions(
+    rule: ReferenceRule | RobustRule | TrendRule, values: Sequence[float], *args: Any
+) -> list[int]:
     series = [float(v) for v in values]
     return [i for i in range(len(series)) if rule.check(series[: i + 1], *args) is not None]
+
+
+@dataclass(frozen=True)
+class TrendRule:
+    """A sustained move away from the best level seen: catches gradual failures early.
+
+    The series is smoothed with an EWMA (weight ``alpha``, on log values when ``log``); from
+    position ``min_history`` on, the rule compares the smoothed value with the best smoothed
+    value since ``min_history`` (the lowest for a rising-is-bad signal). It fires when the gap
+    exceeds both ``min_gap`` (a relative change of ``exp(min_gap)`` on log values, an absolute
+    one otherwise) and ``z_threshold`` × the smoothed series' noise, and has done so for
+    ``persist`` consecutive values. The noise is 1.2533 × the mean absolute one-step prediction
+    error of the EWMA, scaled to the EWMA's own standard deviation. Healthy training, whose
+    signals settle or improve, keeps moving the best level with it and does not fire.
+    """
+
+    alpha: float = 0.3
+    min_history: int = 8
+    min_gap: float = 0.7
+    z_threshold: float = 4.0
+    persist: int = 3
+    log: bool = True
+
+    def check(self, values: Sequence[float], higher_is_bad: bool | None) -> Firing | None:
+        """The firing at the last value, or None; ``higher_is_bad=None`` watches both ways."""
+        series = np.asarray(values, dtype=np.float64)
+        if series.size <= self.min_history + self.persist - 1:
+            return None
+        if self.log:
+            series = np.log(np.maximum(series, 1e-12))
+        smooth = np.empty_like(series)
+        smooth[0] = series[0]
+        for i in range(1, series.size):
+            smooth[i] = self.alpha * series[i] + (1 - self.alpha) * smooth[i - 1]
+        noise = 1.2533 * float(np.mean(np.abs(series[1:] - smooth[:-1])))
+        noise *= float(np.sqrt(self.alpha / (2 - self.alpha)))
+        margin = max(self.min_gap, self.z_threshold * noise)
+        signs = (1.0, -1.0) if higher_is_bad is None else ((1.0,) if higher_is_bad else (-1.0,))
+        for sign in signs:
+            bad = sign * smooth
+            gaps = [
+                float(bad[i] - bad[self.min_history - 1 : i].min())
+                for i in range(series.size - self.persist, series.size)
+            ]
+            if min(gaps) > margin:
+                unit = "log-units" if self.log else "units"
+                direction = "risen" if sign > 0 else "fallen"
+                return Firing(
+                    gaps[-1],
+                    margin,
+                    f"has {direction} {gaps[-1]:.3g} {unit} from its best smoothed level for "
+                    f"{self.persist} values (margin {margin:.3g})",
+                )
+        return None
+
+    def positions(self, values: Sequence[float], higher_is_bad: bool | None) -> list[int]:
+        """Every position where the rule fires (offline use and tests)."""
+        return _positions(self, values, higher_is_bad)

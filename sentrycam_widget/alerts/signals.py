@@ -146,3 +146,19 @@ def _points_and_labels(points: np.ndarray, labels: np.ndarray) -> tuple[np.ndarr
 
 def _class_members(points: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
     return [points[labels == c] for c in np.unique(labels)]
+
+
+def feature_norm(features: np.ndarray) -> float:
+    """Mean euclidean norm of the feature vectors (growth = the representation blowing up)."""
+    x = _finite_matrix(features, "features")
+    return float(np.mean(np.linalg.norm(x, axis=1)))
+
+
+def class_accuracies(logits: np.ndarray, labels: np.ndarray) -> dict[int, float]:
+    """Accuracy of the argmax of ``logits`` per class of ``labels`` (the probe under the head)."""
+    logits = _finite_matrix(logits, "logits")
+    labels = np.asarray(labels)
+    if labels.shape != (logits.shape[0],):
+        raise InputError(f"labels must be [N] = [{logits.shape[0]}], got shape {labels.shape}")
+    correct = logits.argmax(axis=1) == labels
+    return {int(c): float(correct[labels == c].mean()) for c in np.unique(labels)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from sentrycam_widget.errors import InputError, WorkerError
 from sentrycam_widget.html_export import export_run_html
 from sentrycam_widget.monitor import Monitor
 from sentrycam_widget.monitor_threads import CheckpointQueue
+from sentrycam_widget.records import Alert
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = {"sentrycam": {"cold_steps": 60, "warm_steps": 20, "resolution": 40}}
@@ -88,9 +90,7 @@ def test_monitor_projects_every_checkpoint_from_one_worker_thread(tmp_path, wire
     for i in range(4):
         stored = mon.store.frame("sentrycam", i).alerts
         assert stored == [
-            {k: v for k, v in a.items() if k != "method"}
-            for a in mon.alerts
-            if a["checkpoint"] == i
+            dataclasses.replace(a, method=None).to_dict() for a in mon.alerts if a.checkpoint == i
         ]
     updates = [
         m for m in wire if m["comm_id"] == widget_comm and "frames" in m["data"].get("state", {})
@@ -199,7 +199,7 @@ def test_a_raising_on_alert_is_logged_and_recording_goes_on(tmp_path, caplog):
         mon.checkpoint(epoch, val_loss=float(epoch))
     mon.close()
     assert mon.store.frame_indices("sentrycam") == list(range(8))
-    val_loss_alerts = [a["checkpoint"] for a in received if a["signal"] == "val_loss"]
+    val_loss_alerts = [a.checkpoint for a in received if a.signal == "val_loss"]
     assert val_loss_alerts == [5, 6, 7]
     raised = [r for r in caplog.records if "on_alert raised" in r.getMessage()]
     assert len(raised) == len(received)
@@ -317,10 +317,10 @@ def test_alerts_reach_on_alert_the_log_and_the_stored_frames(tmp_path, wire, dig
         mon.checkpoint(epoch, val_loss=val_loss)
     mon.close()
 
-    combined = [a for a in received if a["signal"] == "combined"]
-    assert combined and min(a["checkpoint"] for a in combined) >= 12
+    combined = [a for a in received if a.signal == "combined"]
+    assert combined and min(a.checkpoint for a in combined) >= 12
     for alert in received:
-        assert {"checkpoint", "epoch", "signal", "value", "threshold", "explanation"} <= set(alert)
+        assert isinstance(alert, Alert) and alert.method == "sentrycam" and alert.explanation
     logged = [r.getMessage() for r in caplog.records if r.name == "sentrycam_widget"]
     assert len(logged) == len(received)  # each alert logged once
     assert any("independent signals agree" in message for message in logged)
@@ -331,5 +331,5 @@ def test_alerts_reach_on_alert_the_log_and_the_stored_frames(tmp_path, wire, dig
         for a in reopened.frame("sentrycam", i).alerts
     ]
     assert sorted((a["checkpoint"], a["signal"]) for a in stored) == sorted(
-        (a["checkpoint"], a["signal"]) for a in received
+        (a.checkpoint, a.signal) for a in received
     )
