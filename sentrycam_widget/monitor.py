@@ -29,7 +29,6 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,7 +53,7 @@ from .projection import graph
 from .projection.base import Projector, make_projector
 from .records import Alert, Checkpoint, Frame, TorchHead
 from .store import RunStore
-from .viewer import RunViewer
+from .viewer import RunViewer, WidgetView
 from .widget import SentryCamWidget, add_stored
 
 log = logging.getLogger("sentrycam_widget")
@@ -62,7 +61,7 @@ log = logging.getLogger("sentrycam_widget")
 AlertCallback = Callable[[Alert], None]
 
 
-class Monitor:
+class Monitor(WidgetView):
     """Watch a model learn: ``mon = Monitor(model, probe=(x, y)); mon; mon.checkpoint(epoch)``.
 
     ``methods`` are projection methods (``available_methods()``); ``run_dir`` is where the run is
@@ -119,7 +118,7 @@ class Monitor:
         if resume and run_dir is None:
             raise InputError("resume=True needs the run_dir of the run to continue")
         self.store = RunStore.create(
-            default_run_dir() if run_dir is None else Path(run_dir),
+            default_run_dir() if run_dir is None else run_dir,
             probe_set.labels,
             class_names=class_names,
             layer=self._recorder.layer_name,
@@ -245,26 +244,6 @@ class Monitor:
         self.close()
 
     # ------------------------------------------------------------------ viewing
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        if self.widget is None:
-            return {"text/plain": f"record-only sentrycam monitor writing to {self.store.path}"}
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def save_html(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
-        """Write one self-contained offline HTML file with every frame sent so far."""
-        from .html_export import export_html
-
-        if self.widget is None:
-            raise InputError("a record-only monitor (methods=()) has no widget to save")
-        return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
-
-    @property
-    def selection(self) -> np.ndarray:
-        """Probe indices selected in the widget (lasso, box or click), sorted int64 [k]."""
-        if self.widget is None:
-            raise InputError("a record-only monitor (methods=()) has no widget to select in")
-        return self.widget.selected
-
     @staticmethod
     def open(
         run_dir: str | os.PathLike[str],

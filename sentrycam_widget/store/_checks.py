@@ -1,16 +1,23 @@
-"""What an entry must match before it is appended to a run (probe set, dimensions, order)."""
+"""What an entry must match before it is appended to a run, and leftovers of killed writers."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._atomic_io import remove_stale_temps, writer_is_gone
 from ..errors import InputError
 from ..records import Checkpoint, Frame
 
 if TYPE_CHECKING:
     from ._run import RunStore
+
+_HEAD_FILE = re.compile(
+    r"^(?P<index>\d{6,})\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{8}\.head\.pt2$"
+)
 
 
 def check_checkpoint(store: RunStore, checkpoint: Checkpoint) -> None:
@@ -56,8 +63,24 @@ def check_frame(store: RunStore, frame: Frame) -> None:
             f"frame {frame.method}/{frame.index} has recon_pred {frame.recon_pred.shape}, "
             f"expected [{store.n_points}]"
         )
-    if not store._checkpoint_path(frame.index).exists():
+    if not store.files.exists(store._checkpoint_key(frame.index)):
         raise InputError(
             f"frame {frame.method}/{frame.index}: checkpoint {frame.index} is not stored in "
-            f"{store.path}; append the checkpoint first"
+            f"{store.location}; append the checkpoint first"
         )
+
+
+def remove_leftovers(root: Path) -> None:
+    """Remove, in a run directory on disk, the temp files of writers that were killed and the
+    torch-head files whose writer died before it stored their checkpoint."""
+    directories = [root, root / "checkpoints"]
+    if (root / "frames").is_dir():
+        directories += [p for p in (root / "frames").iterdir() if p.is_dir()]
+    for directory in directories:
+        remove_stale_temps(directory)
+    for head in (root / "checkpoints").glob("*.head.pt2"):
+        match = _HEAD_FILE.match(head.name)
+        if match is None or not writer_is_gone(match["host"], int(match["pid"])):
+            continue
+        if not (root / "checkpoints" / f"{match['index']}.npz").exists():
+            head.unlink(missing_ok=True)

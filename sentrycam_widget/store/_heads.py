@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from .._atomic_io import atomic_write, writer_is_gone, writer_token
+from .._atomic_io import writer_token
 from ..errors import InputError, RunFormatError
 from ..records import Checkpoint, Head, LinearHead, TorchHead
 
-_HEAD_FILE = re.compile(
-    r"^(?P<index>\d{6,})\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{8}\.head\.pt2$"
-)
+if TYPE_CHECKING:
+    from ..filesystem import RunDir
 
 
 def write_head(
-    run: Path, checkpoint: Checkpoint, arrays: dict[str, np.ndarray]
-) -> tuple[str, Path | None]:
+    files: RunDir, checkpoint: Checkpoint, arrays: dict[str, np.ndarray]
+) -> tuple[str, str | None]:
     """Put a linear head into ``arrays`` or export a torch head beside the entry.
 
-    Returns the head's kind and, for a torch head, the file written: its name carries this
+    Returns the head's kind and, for a torch head, the key written: its name carries this
     writer's token, so two writers racing for one index never overwrite each other's head (the
-    entry that wins names its own; the loser removes its file).
+    entry that wins names its own in ``meta.head_file``; the loser removes its file).
     """
     head = checkpoint.head
     if head is None:
@@ -36,9 +33,9 @@ def write_head(
         return "linear", None
     if isinstance(head, TorchHead):
         program = export_head(head, checkpoint.n_features, checkpoint.index)
-        path = run / "checkpoints" / f"{int(checkpoint.index):06d}.{writer_token()}.head.pt2"
-        atomic_write(path, lambda f: torch.export.save(program, f))
-        return "torch", path
+        key = f"checkpoints/{int(checkpoint.index):06d}.{writer_token()}.head.pt2"
+        files.write(key, lambda f: torch.export.save(program, f))
+        return "torch", key
     raise InputError(
         f"checkpoint {checkpoint.index}: cannot store a head of type {type(head).__name__}; "
         "use LinearHead or TorchHead"
@@ -46,7 +43,7 @@ def write_head(
 
 
 def read_head(
-    run: Path, path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]
+    files: RunDir, path: object, meta: dict[str, Any], arrays: dict[str, np.ndarray]
 ) -> Head | None:
     """The head stored with the checkpoint entry at ``path`` (None when it has none)."""
     kind = meta.get("head", "none")
@@ -61,19 +58,19 @@ def read_head(
             raise RunFormatError(f"{path}: {exc}") from exc
     if kind == "torch":
         name = meta.get("head_file")
-        program = head_path(run, int(meta["index"])) if name is None else run / "checkpoints" / name
+        key = head_key(int(meta["index"])) if name is None else f"checkpoints/{name}"
         try:
-            module = torch.export.load(str(program)).module()
+            module = torch.export.load(files.open(key)).module()
         except Exception as exc:
-            raise RunFormatError(f"{program}: cannot load the torch head ({exc})") from exc
+            where = files.describe(key)
+            raise RunFormatError(f"{where}: cannot load the torch head ({exc})") from exc
         return TorchHead(module)
     raise RunFormatError(f"{path}: unknown head kind {kind!r}")
 
 
-def head_path(run: Path, index: int) -> Path:
-    """Where checkpoint ``index``'s exported torch head lives in runs whose entries do not name
-    their head file (written before heads carried a writer token)."""
-    return run / "checkpoints" / f"{int(index):06d}.head.pt2"
+def head_key(index: int) -> str:
+    """Where checkpoint ``index``'s torch head lives in runs whose entries lack ``head_file``."""
+    return f"checkpoints/{int(index):06d}.head.pt2"
 
 
 def export_head(head: TorchHead, n_features: int, index: int) -> Any:
@@ -89,16 +86,3 @@ def export_head(head: TorchHead, n_features: int, index: int) -> Any:
             f"checkpoint {index}: the torch head cannot be exported with torch.export to be "
             f"stored ({type(exc).__name__}: {exc})"
         ) from exc
-
-
-def remove_orphan_heads(run: Path) -> None:
-    """Remove torch-head files whose writer was killed before it stored their checkpoint."""
-    for head in (run / "checkpoints").glob("*.head.pt2"):
-        match = _HEAD_FILE.match(head.name)
-        if match is None or not writer_is_gone(match["host"], int(match["pid"])):
-            continue
-        if not (run / "checkpoints" / f"{match['index']}.npz").exists():
-            try:
-                head.unlink()
-            except OSError:
-                continue
