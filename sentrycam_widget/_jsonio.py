@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +51,13 @@ def json_default(value: Any) -> Any:
 
 
 def jsonable(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python numbers, NaN/inf to null (strict JSON)."""
+    """JSON-safe copy: numpy scalars to Python values, NaN/inf to null (strict JSON)."""
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
-    if isinstance(value, (np.integer, int)) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     return value

@@ -33,6 +33,8 @@ import ipywidgets
 import numpy as np
 import traitlets
 
+from ._jsonio import jsonable
+from .checks import as_labels, check_thumbnails
 from .errors import InputError
 from .records import Checkpoint, Frame
 from .render import palette
@@ -169,8 +171,8 @@ class SentryCamWidget(anywidget.AnyWidget):
         embed_bokeh: bool = True,
     ) -> None:
         """``methods`` maps each method name to whether it has an inverse (a background)."""
-        labels = np.asarray(labels)
-        if labels.ndim != 1 or labels.size < 2:
+        labels = as_labels(labels)
+        if labels.size < 2:
             raise InputError(f"labels must be [N] with N >= 2, got shape {labels.shape}")
         if not methods:
             raise InputError("the widget needs at least one projection method")
@@ -244,12 +246,7 @@ def _probe_payload(
         "thumbnails": None,
     }
     if thumbnails is not None:
-        thumbs = np.asarray(thumbnails)
-        if thumbs.dtype != np.uint8 or thumbs.shape[0] != labels.size or thumbs.ndim not in (3, 4):
-            raise InputError(
-                f"thumbnails must be uint8 [N, h, w] or [N, h, w, 3] with N = {labels.size}, got "
-                f"{thumbs.dtype} {thumbs.shape}"
-            )
+        thumbs = check_thumbnails(thumbnails, labels.size, "thumbnails")
         payload["thumbnails"] = _array(thumbs, "uint8")
     return payload
 
@@ -296,7 +293,7 @@ def frame_payload(frame: Frame) -> dict[str, Any]:
         "missing": int((~finite).sum()),
         "background": None,
         "metrics": {k: finite_or_none(v) for k, v in frame.metrics.items()},
-        "alerts": [_jsonable(a) for a in frame.alerts],
+        "alerts": [jsonable(a) for a in frame.alerts],
     }
     bg = frame.background
     if bg is not None and np.isfinite(np.asarray(bg.extent, dtype=np.float64)).all():
@@ -313,19 +310,6 @@ def finite_or_none(value: Any) -> float | None:
     """``float(value)``, or ``None`` for NaN/±inf (JSON has no spelling for them)."""
     number = float(value)
     return number if np.isfinite(number) else None
-
-
-def _jsonable(value: Any) -> Any:
-    """Alert records as plain JSON (numpy scalars to Python numbers, NaN/inf to ``None``)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return finite_or_none(value)
-    return value
 
 
 def widget_from_store(store: RunStore) -> SentryCamWidget:

@@ -11,9 +11,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from .._jsonio import json_default, parse_json
+from ..checks import as_labels
 from ..errors import InputError, RunFormatError
 from ..records import Background
 
@@ -126,14 +126,11 @@ def background_from(path: object, arrays: dict[str, np.ndarray]) -> Background |
 
 
 def labels_array(labels: Any) -> np.ndarray:
-    if isinstance(labels, torch.Tensor):
-        labels = labels.detach().cpu().numpy()
-    array = np.asarray(labels)
-    if array.ndim != 1 or array.shape[0] < 2 or array.dtype.kind not in "iu":
-        raise InputError(f"labels must be integer [N] with N >= 2, got {array.dtype} {array.shape}")
-    if array.min() < 0:
-        raise InputError("labels must be non-negative class indices")
-    return np.ascontiguousarray(array, dtype=np.int64)
+    """The run's probe labels: integer class indices [N] with N >= 2."""
+    array = as_labels(labels)
+    if array.shape[0] < 2:
+        raise InputError(f"labels must be integer [N] with N >= 2, got shape {array.shape}")
+    return array
 
 
 def class_count(labels: np.ndarray, n_classes: int | None, class_names: list[str] | None) -> int:
@@ -145,17 +142,6 @@ def class_count(labels: np.ndarray, n_classes: int | None, class_names: list[str
             raise InputError(f"n_classes = {n_classes} but the labels/class names need {count}")
         count = int(n_classes)
     return count
-
-
-def images_array(images: Any, n: int) -> np.ndarray:
-    array = np.asarray(images)
-    if array.dtype != np.uint8 or array.shape[:1] != (n,) or array.ndim not in (3, 4):
-        raise InputError(
-            f"images must be uint8 [N, h, w] or [N, h, w, 3] with N = {n}, got {array.dtype} {array.shape}"
-        )
-    if array.ndim == 4 and array.shape[-1] != 3:
-        raise InputError(f"colour images must have 3 channels last, got shape {array.shape}")
-    return np.ascontiguousarray(array)
 
 
 def library_version() -> str:

@@ -18,25 +18,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .._jsonio import json_bytes
+from ..checks import check_thumbnails
 from ..errors import InputError, RunFormatError
-from ..filesystem import RunDir, run_dir
+from ..filesystem import LocalDir, RunDir, run_dir
 from ..records import Checkpoint, Frame
+from ._checks import check_checkpoint, check_frame, remove_leftovers
 from ._format import (
     CHECKPOINT_KEYS,
     FORMAT,
     FRAME_KEYS,
     MANIFEST,
     METHOD,
-    STATE,
     VERSION,
     background_from,
     class_count,
     entry_indices,
     entry_meta,
-    images_array,
     json_array,
     labels_array,
     library_version,
@@ -45,7 +44,7 @@ from ._format import (
     read_manifest,
 )
 from ._heads import read_head, write_head
-from ._state import decode_state, encode_state
+from ._state import prune_states, read_state, write_state
 
 
 class DamagedEntryWarning(UserWarning):
@@ -125,7 +124,7 @@ class RunStore:
         if not files.is_empty():
             raise InputError(f"{files.location} exists, is not empty and is not a run directory")
         n_classes = class_count(labels, n_classes, class_names)
-        images = None if images is None else images_array(images, labels.shape[0])
+        images = None if images is None else check_thumbnails(images, labels.shape[0])
         files.write("labels.npy", lambda f: np.save(f, labels))
         if images is not None:
             files.write("images.npy", lambda f: np.save(f, images))
@@ -147,9 +146,15 @@ class RunStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | RunDir) -> RunStore:
-        """Open an existing run (possibly still being written), local or at an fsspec URL."""
+        """Open an existing run (possibly still being written), local or at an fsspec URL.
+
+        On disk, temp files and torch-head files of killed writers are removed (where writable).
+        """
         files = run_dir(path)
-        return cls(files, read_manifest(files))
+        store = cls(files, read_manifest(files))
+        if isinstance(files, LocalDir):  # object stores have no temp files
+            remove_leftovers(files.root)
+        return store
 
     # ---------------------------------------------------------------- run-level facts
     @property
@@ -219,7 +224,7 @@ class RunStore:
 
     def append_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Store one checkpoint (atomically); it must match the run's probe set and layer."""
-        self._check_checkpoint(checkpoint)
+        check_checkpoint(self, checkpoint)
         key = self._checkpoint_key(checkpoint.index)
         if self.files.exists(key):
             where = self.files.describe(key)
@@ -227,7 +232,7 @@ class RunStore:
         arrays: dict[str, np.ndarray] = {"features": checkpoint.features}
         if checkpoint.logits is not None:
             arrays["logits"] = checkpoint.logits
-        head_kind = write_head(self.files, checkpoint, arrays)
+        head_kind, head_key = write_head(self.files, checkpoint, arrays)
         meta = {
             "version": VERSION,
             "index": int(checkpoint.index),
@@ -236,9 +241,21 @@ class RunStore:
             "scalars": {k: float(v) for k, v in checkpoint.scalars.items()},
             "head": head_kind,
         }
+        if head_key is not None:
+            meta["head_file"] = head_key.rsplit("/", 1)[-1]
         arrays["meta"] = json_array(meta)
         self._fix_manifest_dims(checkpoint)
-        self.files.write(key, lambda f: np.savez(f, **arrays))
+        try:
+            stored = self.files.create_exclusive(key, lambda f: np.savez(f, **arrays))
+        except BaseException:
+            if head_key is not None:
+                self.files.remove(head_key)
+            raise
+        if not stored:  # another writer stored this index first
+            if head_key is not None:
+                self.files.remove(head_key)
+            where = self.files.describe(key)
+            raise InputError(f"checkpoint {checkpoint.index} is already stored at {where}")
 
     def checkpoint(self, index: int) -> Checkpoint:
         """Load checkpoint ``index``; RunFormatError naming the file if it is missing or damaged."""
@@ -272,7 +289,11 @@ class RunStore:
         return checkpoint
 
     def checkpoints(self) -> Iterator[Checkpoint]:
-        """Every readable checkpoint in index order; damaged ones are skipped and reported."""
+        """Every readable checkpoint in index order; damaged ones are skipped and reported.
+
+        A damaged run-level file (``labels.npy``) raises RunFormatError naming it instead.
+        """
+        self.labels  # noqa: B018 - read once here, so its damage is not blamed on every entry
         for index in self.checkpoint_indices():
             checkpoint = self._read_or_skip(
                 self._checkpoint_key(index), lambda i=index: self.checkpoint(i)
@@ -326,7 +347,7 @@ class RunStore:
 
     def append_frame(self, frame: Frame, *, replace: bool = False) -> None:
         """Store one frame (atomically). Its checkpoint must be stored; ``replace`` overwrites."""
-        self._check_frame(frame)
+        check_frame(self, frame)
         key = self._frame_key(frame.method, frame.index)
         if not replace and self.files.exists(key):
             where = self.files.describe(key)
@@ -348,7 +369,11 @@ class RunStore:
             "alerts": frame.alerts,
         }
         arrays["meta"] = json_array(meta)
-        self.files.write(key, lambda f: np.savez(f, **arrays))
+        if replace:
+            self.files.write(key, lambda f: np.savez(f, **arrays))
+        elif not self.files.create_exclusive(key, lambda f: np.savez(f, **arrays)):
+            where = self.files.describe(key)
+            raise InputError(f"frame {frame.method}/{frame.index} is already stored at {where}")
 
     def frame(self, method: str, index: int) -> Frame:
         """Load one frame; RunFormatError naming the file if it is missing or damaged."""
@@ -394,33 +419,24 @@ class RunStore:
 
     # ---------------------------------------------------------------- projector state
     def save_projector_state(self, method: str, index: int, state: Mapping[str, Any]) -> None:
-        """Keep the projector's state after checkpoint ``index`` so a later process can resume."""
-        payload = {
-            "version": VERSION,
-            "method": method,
-            "index": int(index),
-            "state": encode_state(state, "state"),
-        }
-        self.files.write(f"{self._method_dir(method)}/{STATE}", lambda f: torch.save(payload, f))
+        """Keep the projector's state after checkpoint ``index`` so a later process can resume.
 
-    def load_projector_state(self, method: str) -> tuple[int, dict[str, Any]] | None:
-        """``(index, state)`` saved by :meth:`save_projector_state`, or None if there is none."""
-        key = f"{self._method_dir(method)}/{STATE}"
-        path = self.files.describe(key)
-        try:
-            payload = torch.load(self.files.open(key), map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            return None
-        except Exception as exc:
-            raise RunFormatError(f"{path}: damaged projector state ({exc})") from exc
-        try:
-            if payload["version"] != VERSION or payload["method"] != method:
-                raise RunFormatError(f"{path}: unexpected version or method in projector state")
-            return int(payload["index"]), decode_state(payload["state"])
-        except RunFormatError:
-            raise
-        except Exception as exc:
-            raise RunFormatError(f"{path}: damaged projector state ({exc})") from exc
+        Each index has its own file, written *before* its frame: whatever moment a writer is
+        killed at, the state of the newest stored frame is kept (then
+        :meth:`prune_projector_states`).
+        """
+        write_state(self.files, self._method_dir(method), method, index, state)
+
+    def load_projector_state(
+        self, method: str, index: int | None = None
+    ) -> tuple[int, dict[str, Any]] | None:
+        """``(index, state)`` saved after checkpoint ``index`` (default: the newest saved), or
+        None if there is none; RunFormatError naming the file if it is damaged."""
+        return read_state(self.files, self._method_dir(method), method, index)
+
+    def prune_projector_states(self, method: str, keep: int) -> None:
+        """Remove the states saved before checkpoint ``keep``; call once frame ``keep`` is stored."""
+        prune_states(self.files, self._method_dir(method), keep)
 
     # ---------------------------------------------------------------- internals
     @staticmethod
@@ -441,32 +457,6 @@ class RunStore:
         with self._lock:
             self._manifest = manifest
 
-    def _check_checkpoint(self, checkpoint: Checkpoint) -> None:
-        if not isinstance(checkpoint, Checkpoint):
-            raise InputError(f"expected a Checkpoint, got {type(checkpoint).__name__}")
-        if checkpoint.index < 0:
-            raise InputError(f"checkpoint index must be >= 0, got {checkpoint.index}")
-        if checkpoint.n_points != self.n_points:
-            raise InputError(
-                f"checkpoint {checkpoint.index} has N = {checkpoint.n_points} probe points, the run "
-                f"at {self.path} has {self.n_points}"
-            )
-        if not np.array_equal(checkpoint.labels, self.labels):
-            raise InputError(
-                f"checkpoint {checkpoint.index} has different probe labels than the run at {self.path}"
-            )
-        n_features = self.n_features
-        if n_features is not None and checkpoint.n_features != n_features:
-            raise InputError(
-                f"checkpoint {checkpoint.index} has D = {checkpoint.n_features} features, the run at "
-                f"{self.path} has {n_features}"
-            )
-        if checkpoint.logits is not None and checkpoint.logits.shape[1] <= int(self.labels.max()):
-            raise InputError(
-                f"checkpoint {checkpoint.index} has logits for {checkpoint.logits.shape[1]} classes "
-                f"but the labels go up to {int(self.labels.max())}"
-            )
-
     def _fix_manifest_dims(self, checkpoint: Checkpoint) -> None:
         """Record D (and a larger C from the logits) in the manifest at the first checkpoint."""
         manifest = self.manifest
@@ -480,26 +470,6 @@ class RunStore:
         self.files.write_bytes(MANIFEST, json_bytes(manifest))
         with self._lock:
             self._manifest = manifest
-
-    def _check_frame(self, frame: Frame) -> None:
-        if not isinstance(frame, Frame):
-            raise InputError(f"expected a Frame, got {type(frame).__name__}")
-        self._method_dir(frame.method)
-        if frame.embedding.shape != (self.n_points, 2):
-            raise InputError(
-                f"frame {frame.method}/{frame.index} has embedding {frame.embedding.shape}, the run "
-                f"has N = {self.n_points} points"
-            )
-        if frame.recon_pred is not None and frame.recon_pred.shape != (self.n_points,):
-            raise InputError(
-                f"frame {frame.method}/{frame.index} has recon_pred {frame.recon_pred.shape}, "
-                f"expected [{self.n_points}]"
-            )
-        if not self.files.exists(self._checkpoint_key(frame.index)):
-            raise InputError(
-                f"frame {frame.method}/{frame.index}: checkpoint {frame.index} is not stored in "
-                f"{self.location}; append the checkpoint first"
-            )
 
     def _read_or_skip(self, key: str, read: Callable[[], Any]) -> Any:
         try:

@@ -116,6 +116,9 @@ def test_quickstart_live_in_jupyterlab(lab):
         page.screenshot(path=str(ARTIFACTS / "jupyterlab_quickstart.png"))
         page.wait_for_function(ALL_CELLS_RAN, timeout=900_000, polling=1000)
         page.evaluate(NEXT_PAINT)
+        page.mouse.move(0, 0)
+        page.add_style_tag(content=".Toastify { display: none !important; }")  # news toast
+        page.locator(".sc-root").screenshot(path=str(ARTIFACTS / "jupyterlab_widget.png"))
         assert page.evaluate(f"{VIEW}.frameCount('sentrycam')") == 8
         assert page.evaluate(f"{VIEW}.frameCount('umap')") == 8
         assert page.locator(".sc-error").text_content() == ""
