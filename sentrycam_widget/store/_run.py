@@ -121,6 +121,8 @@ class RunStore:
             if not np.array_equal(store.labels, labels):
                 raise InputError(f"{files.location} holds a run with different probe labels")
             return store
+        if isinstance(files, LocalDir) and files.root.exists() and not files.root.is_dir():
+            raise InputError(f"{files.location} is a file, not a directory for a run")
         if not files.is_empty():
             raise InputError(f"{files.location} exists, is not empty and is not a run directory")
         n_classes = class_count(labels, n_classes, class_names)
@@ -406,6 +408,10 @@ class RunStore:
             raise RunFormatError(f"{path}: {exc}") from exc
         self._mark_good(key)
         return frame
+
+    def readable_frame(self, method: str, index: int) -> Frame | None:
+        """Frame ``index`` of ``method``, or None when it is damaged (warned, in ``damaged``)."""
+        return self._read_or_skip(self._frame_key(method, index), lambda: self.frame(method, index))
 
     def frames(self, method: str) -> list[Frame]:
         """Every readable frame of ``method`` in index order; damaged ones are skipped and reported."""
