@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "Monitor": "sentrycam_widget.monitor",
     "RunStore": "sentrycam_widget.store",
-    "ProbeSet": "sentrycam_widget.capture",
+    "ProbeSet": "sentrycam_widget.probe",
     "Recorder": "sentrycam_widget.capture",
     "capture_checkpoint": "sentrycam_widget.capture",
     "checkpoint_from_arrays": "sentrycam_widget.capture",

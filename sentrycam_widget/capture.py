@@ -1,15 +1,15 @@
-"""Recording checkpoints from torch models: probe sets, layer resolution and forward-hook capture.
+"""Recording checkpoints from torch models: layer resolution, forward-hook capture, heads.
 
 What one capture produces is a :class:`~sentrycam_widget.records.Checkpoint` (the chosen layer's
 representations, the model's logits, the labels and a copy of the head); the record types live
-in :mod:`sentrycam_widget.records`.
+in :mod:`sentrycam_widget.records`, the probe set fed through the model in :mod:`sentrycam_widget.probe`.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -17,105 +17,10 @@ import torch
 import torch.utils.data
 
 from .errors import InputError
+from .probe import ProbeLike, ProbeSet, as_label_array
 from .records import Checkpoint, Head, LinearHead, TorchHead
 
-
-@dataclass(eq=False)
-class ProbeSet:
-    """The fixed probe samples fed through the model at every checkpoint, in a fixed order.
-
-    ``inputs`` is the model's input tensor [N, ...] (kept on CPU; batches move to the model's
-    device), ``labels`` int64 [N]. ``images`` are optional uint8 thumbnails [N, h, w] or
-    [N, h, w, 3] stored with the run for hover tooltips.
-    """
-
-    inputs: torch.Tensor
-    labels: np.ndarray
-    images: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.inputs, torch.Tensor):
-            raise InputError(f"probe inputs must be a tensor, got {type(self.inputs).__name__}")
-        self.labels = _as_label_array(self.labels)
-        n = int(self.labels.shape[0])
-        if self.inputs.ndim < 1 or self.inputs.shape[0] != n:
-            raise InputError(
-                f"probe inputs and labels disagree: inputs have shape {tuple(self.inputs.shape)}, "
-                f"labels have {n} entries"
-            )
-        if n < 2:
-            raise InputError(f"the probe set needs at least 2 samples, got {n}")
-        if np.unique(self.labels).size < 2:
-            raise InputError(
-                "the probe set has only one class; SentryCam needs at least two classes to "
-                "draw decision regions and class geometry"
-            )
-        if self.inputs.is_floating_point() and not bool(torch.isfinite(self.inputs).all()):
-            bad = int((~torch.isfinite(self.inputs)).sum())
-            raise InputError(f"probe inputs contain {bad} NaN/inf value(s)")
-        if self.images is not None:
-            self.images = _as_thumbnails(self.images, n)
-
-    @property
-    def n_points(self) -> int:
-        return int(self.labels.shape[0])
-
-    @classmethod
-    def from_any(cls, probe: ProbeLike, *, images: Any = None) -> ProbeSet:
-        """Build a probe set from ``(x, y)`` tensors/arrays, a DataLoader of ``(x, y)``, or a ProbeSet.
-
-        A DataLoader is read once, here, so every checkpoint sees the same samples in the same
-        order even if the loader shuffles.
-        """
-        if isinstance(probe, ProbeSet):
-            if images is None:
-                return probe
-            return cls(probe.inputs, probe.labels, images)
-        if isinstance(probe, torch.utils.data.DataLoader):
-            inputs, labels = _read_loader(probe)
-            return cls(inputs, labels, images)
-        if isinstance(probe, (tuple, list)) and len(probe) == 2:
-            return cls(_as_input_tensor(probe[0]), probe[1], images)
-        raise InputError(
-            "probe must be (inputs, labels) tensors/arrays or a DataLoader yielding (inputs, "
-            f"labels) batches, got {type(probe).__name__}"
-        )
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-ready summary stored in the run manifest."""
-        return {
-            "n_points": self.n_points,
-            "input_shape": list(self.inputs.shape[1:]),
-            "input_dtype": str(self.inputs.dtype).replace("torch.", ""),
-            "has_images": self.images is not None,
-        }
-
-
 _DEVICE_PROBE_BYTES = 256 * 2**20  # probes up to this size stay on the model's GPU between captures
-
-ProbeLike = ProbeSet | tuple[Any, Any] | torch.utils.data.DataLoader
-
-
-def images_from_inputs(inputs: Any) -> np.ndarray:
-    """Thumbnails for tooltips from image-like probe inputs [N, h, w], [N, 1|3, h, w] or [N, h, w, 3].
-
-    Scales the whole set's value range to 0..255 (one scale for all images, so they stay
-    comparable).
-    """
-    x = np.asarray(inputs.detach().cpu() if isinstance(inputs, torch.Tensor) else inputs)
-    if x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3):
-        x = np.moveaxis(x, 1, -1)
-    if x.ndim == 4 and x.shape[-1] == 1:
-        x = x[..., 0]
-    if not (x.ndim == 3 or (x.ndim == 4 and x.shape[-1] == 3)):
-        raise InputError(
-            f"cannot make thumbnails from inputs of shape {x.shape}; expected [N, h, w], "
-            "[N, 1|3, h, w] or [N, h, w, 3]"
-        )
-    x = x.astype(np.float64)
-    lo, hi = float(np.min(x)), float(np.max(x))
-    scaled = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
-    return np.round(scaled * 255).astype(np.uint8)
 
 
 def resolve_layer(
@@ -181,10 +86,15 @@ class Recorder:
         )
 
     def capture(
-        self, *, index: int, epoch: int, scalars: dict[str, float] | None = None
+        self,
+        *,
+        index: int,
+        epoch: int,
+        scalars: dict[str, float] | None = None,
+        step: int | None = None,
     ) -> Checkpoint:
         """Run the probe set through the model now and return the checkpoint record."""
-        features, logits = _forward_probe(
+        features, logits = forward_probe(
             self.model,
             self._probe_inputs(),
             self.layer_module,
@@ -192,7 +102,7 @@ class Recorder:
             self.layer_name,
             self.batch_size,
         )
-        head = self._copy_head()
+        head = self.copy_head()
         _check_head_fits(head, features, logits, self.layer_name)
         return Checkpoint(
             index=int(index),
@@ -202,6 +112,7 @@ class Recorder:
             logits=logits,
             head=head,
             scalars=dict(scalars or {}),
+            step=None if step is None else int(step),
         )
 
     def _probe_inputs(self) -> torch.Tensor:
@@ -218,7 +129,13 @@ class Recorder:
             self._inputs_cache = (key, inputs)
         return self._inputs_cache[1]
 
-    def _copy_head(self) -> Head:
+    def head_module(self) -> torch.nn.Module | None:
+        """The module the head is copied from (None for a given LinearHead / TorchHead)."""
+        source = self.layer_module if self._head_source is None else self._head_source
+        return source if isinstance(source, torch.nn.Module) else None
+
+    def copy_head(self) -> Head:
+        """A frozen CPU copy of the head as it is now."""
         source = self._head_source
         if source is None:
             source = self.layer_module
@@ -278,14 +195,14 @@ def checkpoint_from_arrays(
         index=int(index),
         epoch=int(epoch),
         features=features,
-        labels=_as_label_array(labels),
+        labels=as_label_array(labels),
         logits=None if logits is None else _as_float_array("logits", logits),
         head=head,
         scalars=dict(scalars or {}),
     )
 
 
-def _forward_probe(
+def forward_probe(
     model: torch.nn.Module,
     inputs: torch.Tensor,
     layer: torch.nn.Module,
@@ -293,7 +210,11 @@ def _forward_probe(
     layer_name: str,
     batch_size: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Eval-mode, no-grad forward of the probe in batches; per-module train flags restored."""
+    """Eval-mode, no-grad forward of the probe in batches; per-module train flags restored.
+
+    Returns the layer's flattened features [N, D] and the logits [N, C] (float32, CPU): the
+    model's output tensor, or the ``logits`` of a Hugging Face style output object or dict.
+    """
     captured: list[torch.Tensor] = []
 
     def hook(_module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -344,6 +265,12 @@ def _single_capture(captured: list[torch.Tensor], layer_name: str, batch: int) -
 
 
 def _logits_of(output: Any, batch: int) -> torch.Tensor:
+    if isinstance(output, Mapping) and "logits" in output:
+        output = output["logits"]
+    elif not isinstance(output, torch.Tensor) and isinstance(
+        getattr(output, "logits", None), torch.Tensor
+    ):
+        output = output.logits
     if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != batch:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise InputError(f"the model must return logits [batch, C]; it returned {shape}")
@@ -406,46 +333,6 @@ def _check_head_fits(head: Head, features: np.ndarray, logits: np.ndarray, layer
         )
 
 
-def _read_loader(loader: torch.utils.data.DataLoader[Any]) -> tuple[torch.Tensor, np.ndarray]:
-    xs, ys = [], []
-    for batch in loader:
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise InputError("the probe DataLoader must yield (inputs, labels) batches")
-        xs.append(_as_input_tensor(batch[0]))
-        ys.append(_as_label_array(batch[1]))
-    if not xs:
-        raise InputError("the probe DataLoader yielded no batches")
-    return torch.cat(xs), np.concatenate(ys)
-
-
-def _as_input_tensor(x: Any) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        tensor = x.detach().cpu()
-    else:
-        try:
-            tensor = torch.as_tensor(np.asarray(x))
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"probe inputs must be a tensor or array: {exc}") from exc
-    if tensor.dtype == torch.float64:
-        tensor = tensor.float()
-    return tensor
-
-
-def _as_label_array(labels: Any) -> np.ndarray:
-    if isinstance(labels, torch.Tensor):
-        labels = labels.detach().cpu().numpy()
-    array = np.asarray(labels)
-    if array.ndim != 1:
-        raise InputError(f"labels must be 1-D [N], got shape {array.shape}")
-    if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
-        array = array.astype(np.int64)
-    if array.dtype.kind not in "iu":
-        raise InputError(f"labels must be integer class indices, got dtype {array.dtype}")
-    if array.size and array.min() < 0:
-        raise InputError("labels must be non-negative class indices")
-    return array.astype(np.int64, copy=False)
-
-
 def _as_float_array(name: str, value: Any) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
@@ -453,14 +340,3 @@ def _as_float_array(name: str, value: Any) -> np.ndarray:
         return np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{name} must be a numeric array: {exc}") from exc
-
-
-def _as_thumbnails(images: Any, n: int) -> np.ndarray:
-    array = np.asarray(images)
-    if array.dtype != np.uint8:
-        array = images_from_inputs(array)
-    if array.shape[0] != n or not (array.ndim == 3 or (array.ndim == 4 and array.shape[-1] == 3)):
-        raise InputError(
-            f"images must be uint8 [N, h, w] or [N, h, w, 3] with N = {n}, got {array.shape}"
-        )
-    return np.ascontiguousarray(array)

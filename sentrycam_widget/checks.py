@@ -7,10 +7,15 @@ of a confusing failure minutes or files later.
 
 from __future__ import annotations
 
+import numbers
+import warnings
+from typing import Any
+
 import numpy as np
 import torch
 
 from .errors import InputError
+from .records import Checkpoint
 
 NEIGHBOURS = 15
 """k of the faithfulness metrics (trustworthiness, continuity, kNN preservation)."""
@@ -113,4 +118,43 @@ def check_model_has_data(model: torch.nn.Module) -> None:
             f"the model ({type(model).__name__}) has tensors on the 'meta' device, which hold "
             "no values; load or materialise its weights (e.g. model.to_empty(device=...) and "
             "load_state_dict) before watching it"
+        )
+
+
+def check_count(name: str, value: Any, *, negative: bool = False) -> int:
+    """An integer epoch or step (ints, integral floats, numpy integers); >= 0 unless ``negative``."""
+    kind = "an integer" if negative else "a non-negative integer"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"{name} must be {kind}, got {value!r}")
+    if value != int(value) or (value < 0 and not negative):
+        raise InputError(f"{name} must be {kind}, got {value!r}")
+    return int(value)
+
+
+def checkpoint_axes(
+    last_epoch: int, epoch: Any, *, step: Any = None, val_loss: Any = None, **scalars: Any
+) -> tuple[int, int | None, dict[str, Any]]:
+    """``(epoch, step, scalars)`` of a ``Monitor.checkpoint`` call, checked.
+
+    A left-out epoch keeps ``last_epoch``; one of epoch and step must be given; ``val_loss``
+    joins the scalars under that name.
+    """
+    if epoch is None and step is None:
+        raise InputError("checkpoint() needs an epoch or a step (or both)")
+    epoch = last_epoch if epoch is None else check_count("epoch", epoch, negative=True)
+    step = None if step is None else check_count("step", step)
+    if val_loss is not None:
+        scalars = {"val_loss": val_loss, **scalars}
+    return epoch, step, scalars
+
+
+def check_captured(checkpoint: Checkpoint, layer: str) -> None:
+    """Refuse non-finite or absurd features; warn when every probe point has the same ones."""
+    where = f"checkpoint {checkpoint.index} (epoch {checkpoint.epoch})"
+    check_feature_values(checkpoint.features, f"the features of {where}")
+    if constant_features(checkpoint.features):
+        warnings.warn(
+            f"{where}: every probe point has the same features at layer {layer!r} (a dead "
+            "layer?); its layout and metrics say nothing",
+            stacklevel=4,
         )

@@ -1,4 +1,4 @@
-"""``python -m sentrycam_widget``: demo, import, project, evaluate, export and warmup commands.
+"""``python -m sentrycam_widget``: demo, import, project, watch, evaluate, export, warmup commands.
 
 Every error this package raises on purpose (:class:`~sentrycam_widget.errors.SentryCamError`)
 ends the command with its message on stderr and exit code 2, never a traceback.
@@ -9,14 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from .errors import InputError, SentryCamError
+from ._jsonio import jsonable
+from .errors import SentryCamError
 
 if TYPE_CHECKING:
     from .store import RunStore
@@ -26,6 +24,7 @@ examples:
   python -m sentrycam_widget demo --out runs/digits --epochs 12
   python -m sentrycam_widget import my_run.npz runs/mine
   python -m sentrycam_widget project runs/mine --method sentrycam
+  python -m sentrycam_widget watch 's3://bucket/sweep/*' --method sentrycam --until-idle 600
   python -m sentrycam_widget evaluate runs/mine --method sentrycam --json > metrics.json
   python -m sentrycam_widget export runs/mine --method sentrycam --npz frames.npz
   python -m sentrycam_widget export runs/mine --method sentrycam --parquet frames.parquet
@@ -38,9 +37,6 @@ Keys: features [T,N,D] float (required), labels [N] int (required), and optional
 logits [T,N,C], head_W [T,C,D] with head_b [T,C] (logits = features @ W.T + b),
 val_loss [T], epochs [T] (increasing integers; default 0..T-1).
 """
-
-_REQUIRED_KEYS = ("features", "labels")
-_OPTIONAL_KEYS = ("logits", "head_W", "head_b", "val_loss", "epochs")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_import(commands)
     _add_project(commands)
+    _add_watch(commands)
     _add_evaluate(commands)
     _add_export(commands)
     _add_audit(commands)
@@ -125,6 +122,34 @@ def _add_project(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="projector seed (0)")
     _threads_argument(p)
     p.set_defaults(handler=_run_project)
+
+
+def _add_watch(commands: argparse._SubParsersAction) -> None:
+    p = _command(
+        commands,
+        "watch",
+        "follow runs another process is writing and project each checkpoint as it lands",
+        "Follow RUN (paths, fsspec URLs or globs over a sweep, re-read every poll): project every "
+        "checkpoint without a METHOD frame, in order, as it lands; a restarted watcher resumes. "
+        "A lease in the run keeps two watchers from writing the same frames: a second one exits "
+        "with code 2 (or waits, with --wait). A writer that died leaves complete entries only; "
+        "they are projected and the watcher waits for more (--until-idle ends it).",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, URLs or globs")
+    _method_argument(p)
+    p.add_argument(
+        "--until-idle",
+        type=float,
+        metavar="SECONDS",
+        help="stop once nothing new has landed for SECONDS (default: follow until Ctrl-C)",
+    )
+    p.add_argument(
+        "--wait", action="store_true", help="wait for a run another watcher holds, not exit 2"
+    )
+    p.add_argument("--poll", type=float, default=2.0, help="seconds between looks (2)")
+    p.add_argument("--seed", type=int, help="projector seed (the method's default, 0)")
+    _threads_argument(p)
+    p.set_defaults(handler=_run_watch)
 
 
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
@@ -236,154 +261,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
-# ------------------------------------------------------------------------------- import
-
-
-def load_import_npz(path: Path) -> dict[str, np.ndarray]:
-    """Read and check an import file; every problem names the key (or the file) at fault."""
-    arrays = _read_npz(path)
-    unknown = sorted(set(arrays) - set(_REQUIRED_KEYS) - set(_OPTIONAL_KEYS))
-    if unknown:
-        raise InputError(
-            f"{path}: unknown key(s) {', '.join(unknown)}; allowed: "
-            f"{', '.join(_REQUIRED_KEYS + _OPTIONAL_KEYS)}"
-        )
-    for key in _REQUIRED_KEYS:
-        if key not in arrays:
-            raise InputError(f"{path}: missing required key {key!r}")
-    features = _float_key(arrays, "features", ndim=3)
-    t, n, d = features.shape
-    if t < 1 or n < 2 or d < 1:
-        raise InputError(
-            f"key 'features' must be [T,N,D] with T>=1, N>=2, D>=1, got {features.shape}"
-        )
-    checked = {"features": features, "labels": _labels_key(arrays, n)}
-    if "logits" in arrays:
-        checked["logits"] = _float_key(arrays, "logits", ndim=3, leading=(t, n))
-    checked.update(_head_keys(arrays, t, d, checked.get("logits")))
-    if "val_loss" in arrays:
-        checked["val_loss"] = _float_key(arrays, "val_loss", ndim=1, leading=(t,))
-    checked["epochs"] = _epochs_key(arrays, t)
-    return checked
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise InputError(f"import file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path} is not a readable .npz file of plain arrays: {exc}") from exc
-
-
-def _float_key(
-    arrays: dict[str, np.ndarray], key: str, ndim: int, leading: tuple[int, ...] = ()
-) -> np.ndarray:
-    value = arrays[key]
-    if value.dtype.kind not in "fiu" or value.ndim != ndim:
-        raise InputError(
-            f"key {key!r} must be a {ndim}-d numeric array, got {value.dtype} with shape {value.shape}"
-        )
-    if value.shape[: len(leading)] != leading:
-        raise InputError(
-            f"key {key!r} has shape {value.shape}; its leading dimensions must be {leading}"
-        )
-    value = value.astype(np.float32)
-    if not np.isfinite(value).all():
-        bad = int((~np.isfinite(value)).sum())
-        raise InputError(f"key {key!r} contains {bad} NaN/inf value(s)")
-    return value
-
-
-def _labels_key(arrays: dict[str, np.ndarray], n: int) -> np.ndarray:
-    labels = arrays["labels"]
-    if labels.dtype.kind not in "iu" or labels.shape != (n,):
-        raise InputError(
-            f"key 'labels' must be integer [N] = [{n}] (N from features), got {labels.dtype} "
-            f"with shape {labels.shape}"
-        )
-    if labels.min() < 0:
-        raise InputError("key 'labels' must hold non-negative class indices")
-    if np.unique(labels).size < 2:
-        raise InputError("key 'labels' has only one class; at least two are needed")
-    return labels.astype(np.int64)
-
-
-def _head_keys(
-    arrays: dict[str, np.ndarray], t: int, d: int, logits: np.ndarray | None
-) -> dict[str, np.ndarray]:
-    if "head_b" in arrays and "head_W" not in arrays:
-        raise InputError("key 'head_b' was given without 'head_W'")
-    if "head_W" not in arrays:
-        return {}
-    weight = _float_key(arrays, "head_W", ndim=3, leading=(t,))
-    if weight.shape[2] != d:
-        raise InputError(f"key 'head_W' must be [T,C,D] with D = {d}, got shape {weight.shape}")
-    c = weight.shape[1]
-    if logits is not None and logits.shape[2] != c:
-        raise InputError(f"key 'head_W' has C = {c} classes but 'logits' has {logits.shape[2]}")
-    out = {"head_W": weight}
-    if "head_b" in arrays:
-        out["head_b"] = _float_key(arrays, "head_b", ndim=2, leading=(t, c))
-    return out
-
-
-def _epochs_key(arrays: dict[str, np.ndarray], t: int) -> np.ndarray:
-    if "epochs" not in arrays:
-        return np.arange(t, dtype=np.int64)
-    epochs = arrays["epochs"]
-    if epochs.dtype.kind not in "iu" or epochs.shape != (t,):
-        raise InputError(
-            f"key 'epochs' must be integer [T] = [{t}], got {epochs.dtype} with shape {epochs.shape}"
-        )
-    if t > 1 and not (np.diff(epochs) > 0).all():
-        raise InputError("key 'epochs' must be strictly increasing")
-    return epochs.astype(np.int64)
-
-
-# ------------------------------------------------------------------------------- warmup
-
-
-def warmup() -> dict[str, float]:
-    """Compile umap-learn's cacheable numba code into numba's on-disk cache, once per install.
-
-    SentryCam's own graph code is numpy/torch and needs none of this; the UMAP baseline does.
-    pynndescent compiles in every fresh process whatever is cached, so the tiny UMAP fit stays
-    below the size where umap-learn switches to it. Returns seconds per step.
-    """
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = now - clock
-        clock = now
-
-    import umap
-    import umap.umap_
-
-    lap("import_s")
-    data = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
-    distances = np.sqrt(((data[:, None] - data[None]) ** 2).sum(-1))
-    knn_indices = np.argsort(distances, axis=1)[:, :10]
-    knn_dists = np.take_along_axis(distances, knn_indices, axis=1)
-    umap.umap_.fuzzy_simplicial_set(
-        data,
-        10,
-        np.random.RandomState(0),
-        "euclidean",
-        knn_indices=knn_indices,
-        knn_dists=knn_dists,
-    )
-    lap("fuzzy_simplicial_set_s")
-    umap.UMAP(n_neighbors=10, n_epochs=5, random_state=0, n_jobs=1).fit_transform(data)
-    lap("umap_fit_s")
-    return timings
+# ------------------------------------------------------------------------------- warmup / import
 
 
 def _run_warmup(args: argparse.Namespace) -> int:
+    from .warmup import warmup
+
     timings = warmup()
     parts = ", ".join(
         f"{name[:-2].replace('_', ' ')} {secs:.1f} s" for name, secs in timings.items()
@@ -393,9 +276,9 @@ def _run_warmup(args: argparse.Namespace) -> int:
 
 
 def _run_import(args: argparse.Namespace) -> int:
-    from .pipeline import import_arrays
+    from .importing import import_arrays
 
-    store = import_arrays(load_import_npz(args.file), args.run_dir)
+    store = import_arrays(args.file, args.run_dir)
     print(
         f"imported {len(store.checkpoint_indices())} checkpoints of {store.n_points} points "
         f"(D = {store.n_features}) into {store.path}"
@@ -405,8 +288,6 @@ def _run_import(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------- evaluate / export
 
-_FRAME_METRICS = ("trustworthiness", "continuity", "knn_preservation", "knn_count_self")
-
 
 def _open_run(run_dir: Path) -> RunStore:
     from .store import RunStore
@@ -415,59 +296,17 @@ def _open_run(run_dir: Path) -> RunStore:
 
 
 def _check_method(method: str, store: RunStore | None = None) -> None:
-    """Unknown methods fail with the list of those available (registered, or stored in the run)."""
-    from .projection import available_methods
+    from .projection.base import require_method
 
-    known = sorted(set(available_methods()) | set(store.methods() if store else ()))
-    if method not in known:
-        raise InputError(f"unknown projection method {method!r}; available: {', '.join(known)}")
-
-
-def evaluate_run(store: RunStore, method: str) -> dict[str, object]:
-    """Per-checkpoint frame metrics (stored ones, computed where missing) and temporal metrics."""
-    from .metrics import frame_metrics, temporal_metrics
-
-    _check_method(method, store)
-    indices = store.frame_indices(method)
-    if not indices:
-        raise InputError(
-            f"{store.path} has no {method!r} frames; run `python -m sentrycam_widget project "
-            f"{store.path} --method {method}` first"
-        )
-    rows, features, embeddings = [], [], []
-    for index in indices:
-        checkpoint, frame = store.checkpoint(index), store.frame(method, index)
-        metrics = dict(frame.metrics)
-        if not all(key in metrics for key in _FRAME_METRICS):
-            metrics.update(frame_metrics(checkpoint, frame))
-        rows.append({"index": index, "epoch": frame.epoch, "metrics": metrics})
-        features.append(checkpoint.features)
-        embeddings.append(frame.embedding)
-    return {
-        "run": str(store.path),
-        "method": method,
-        "checkpoints": rows,
-        "temporal": temporal_metrics(features, embeddings),
-    }
-
-
-def _jsonable(value: object) -> object:
-    """JSON-safe copy: numpy scalars to Python numbers, NaN/inf to null (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer, int)) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value) if np.isfinite(value) else None
-    return value
+    require_method(method, store.methods() if store else ())
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_run
+
     report = evaluate_run(_open_run(args.run_dir), args.method)
     if args.json:
-        print(json.dumps(_jsonable(report), indent=2, allow_nan=False))
+        print(json.dumps(jsonable(report), indent=2, allow_nan=False))
         return 0
     print(f"{'epoch':>6} {'T(15)':>7} {'C(15)':>7} {'kNN(15)':>8} {'PPR':>7}")
     for row in report["checkpoints"]:
@@ -515,7 +354,7 @@ def _run_audit(args: argparse.Namespace) -> int:
     result = audit_run(_open_run(args.run_dir), method=args.method)
     if args.json:
         keep = {key: result[key] for key in ("alerts", "first_firing", "note")}
-        print(json.dumps(_jsonable(keep), indent=2, allow_nan=False))
+        print(json.dumps(jsonable(keep), indent=2, allow_nan=False))
     else:
         print(format_audit(result))
     return 0
@@ -534,6 +373,27 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     run_demo(args.out, epochs=args.epochs, seed=args.seed, threads=args.threads)
+    return 0
+
+
+def _run_watch(args: argparse.Namespace) -> int:
+    from .watch import watch
+
+    _check_method(args.method)
+    written = watch(
+        args.runs,
+        args.method,
+        until_idle=args.until_idle,
+        wait=args.wait,
+        poll=args.poll,
+        threads=args.threads,
+        say=lambda line: print(line, flush=True),
+        **({} if args.seed is None else {"seed": args.seed}),
+    )
+    print(
+        f"idle for {args.until_idle:g} s: {sum(written.values())} new {args.method} frame(s) "
+        f"in {len(written)} run(s)"
+    )
     return 0
 
 

@@ -179,7 +179,8 @@ def start_digits_recording(
     out_dir: str | Path, seed: int
 ) -> tuple[DigitsData, nn.Module, Recorder, RunStore]:
     """The digits split, a seeded CNN, its recorder on all 1,797 probe images and a new run."""
-    from .capture import ProbeSet, Recorder
+    from .capture import Recorder
+    from .probe import ProbeSet
     from .store import RunStore
 
     data = digits_data(seed)
@@ -241,7 +242,8 @@ def make_mlp_run(
     ``n_probe`` samples (mostly training data). One checkpoint per epoch, with train/val loss.
     Returns the run directory (checkpoints only; no frames).
     """
-    from .capture import ProbeSet, Recorder
+    from .capture import Recorder
+    from .probe import ProbeSet
     from .store import RunStore
 
     if not 2 <= n_probe <= n_samples:

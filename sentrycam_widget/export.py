@@ -6,14 +6,13 @@ error when there are none) and :func:`write_atomically` (a file is complete or a
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
+from ._atomic_io import atomic_write
 from .errors import InputError
 from .projection.base import RunHistory
 
@@ -60,7 +59,7 @@ def exported_indices(store: RunHistory, method: str) -> list[int]:
 
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Write a local file through a hidden temp file in its directory, renamed over ``path``.
+    """Write a local file through a hidden fsynced temp file in its directory, renamed over it.
 
     Parameters
     ----------
@@ -75,12 +74,5 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> Path:
         ``path``, now complete (a failure leaves no temp file and the old ``path`` untouched).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, write)
     return path

@@ -37,10 +37,8 @@ import dataclasses
 import logging
 import os
 import threading
-import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,38 +46,46 @@ import numpy as np
 import torch
 
 from .alerts import AlertEngine
-from .capture import ProbeSet, Recorder, images_from_inputs
+from .capture import Recorder
 from .checks import (
-    check_feature_values,
+    check_captured,
     check_label_range,
     check_model_has_data,
     check_point_count,
-    constant_features,
+    checkpoint_axes,
 )
 from .errors import InputError, WorkerError
+from .monitor_inputs import check_methods, default_run_dir
+from .monitor_inputs import thumbnails as thumbnails_of
 from .monitor_threads import GIL_SWITCH, CheckpointQueue, lower_priority
-from .pipeline import HistoryBefore, project_checkpoint
+from .pipeline import HistoryBefore, project_checkpoint, project_run, resumed_projector
+from .probe import ProbeSet
 from .projection import graph
-from .projection.base import Projector, available_methods, make_projector
+from .projection.base import Projector, make_projector
 from .records import Alert, Checkpoint, Frame, TorchHead
 from .store import RunStore
-from .widget import SentryCamWidget, widget_from_store
+from .viewer import RunViewer
+from .widget import SentryCamWidget, add_stored
 
 log = logging.getLogger("sentrycam_widget")
 
-_MAX_THUMBNAIL_BYTES = 16 * 1024 * 1024
 AlertCallback = Callable[[Alert], None]
 
 
 class Monitor:
     """Watch a model learn: ``mon = Monitor(model, probe=(x, y)); mon; mon.checkpoint(epoch)``.
 
-        ``methods`` are projection methods (``available_methods()``); ``run_dir`` is where the run is
-        recorded (default ``runs/<date-time>``); ``queue_size`` bounds the checkpoints waiting for
-        the worker; ``on_alert(alert)`` is called (on the worker thread) with each alert raised, an
-    :class:`~sentrycam_widget.records.Alert` whose ``method`` is set;
-        ``device`` is passed to the projectors (e.g. ``"cuda"``). ``images`` are thumbnails for the
-        hover tooltip (default: derived from image-like probe inputs).
+    ``methods`` are projection methods (``available_methods()``); ``run_dir`` is where the run is
+    recorded (default ``runs/<date-time>``); ``queue_size`` bounds the checkpoints waiting for
+    the worker; ``on_alert(alert)`` is called (on the worker thread) with each alert raised, an
+    :class:`~sentrycam_widget.records.Alert` whose ``method`` is set; ``device`` is passed to
+    the projectors (e.g. ``"cuda"``). ``images`` are thumbnails for the hover tooltip (default:
+    derived from image-like probe inputs).
+
+    ``methods=()`` records without projecting and has no widget (cluster jobs; project later
+    with ``sentrycam-widget project``). ``resume=True`` continues the run in ``run_dir`` (same
+    probe labels): new checkpoints follow the stored ones, missing frames are backfilled,
+    projectors resume from the stored frames, the widget shows it all; alerts start afresh.
     """
 
     def __init__(
@@ -99,8 +105,9 @@ class Monitor:
         method_options: dict[str, dict[str, Any]] | None = None,
         worker_threads: int = 1,
         worker_nice: int = 10,
+        resume: bool = False,
     ) -> None:
-        self.methods = _check_methods(methods)
+        self.methods = check_methods(methods)
         if int(queue_size) < 1:
             raise InputError(f"queue_size must be >= 1, got {queue_size}")
         if on_alert is not None and not callable(on_alert):
@@ -118,30 +125,38 @@ class Monitor:
         self._projectors: dict[str, Projector] = {
             m: make_projector(m, **options[m]) for m in self.methods
         }
-        thumbnails = _thumbnails(probe_set)
+        thumbnails = thumbnails_of(probe_set)
+        if resume and run_dir is None:
+            raise InputError("resume=True needs the run_dir of the run to continue")
         self.store = RunStore.create(
-            _default_run_dir() if run_dir is None else Path(run_dir),
+            default_run_dir() if run_dir is None else Path(run_dir),
             probe_set.labels,
             class_names=class_names,
             layer=self._recorder.layer_name,
             probe=probe_set.describe(),
             images=thumbnails,
+            exist_ok=bool(resume),
         )
-        self.widget = SentryCamWidget(
-            probe_set.labels,
-            {m: p.has_inverse for m, p in self._projectors.items()},
-            class_names=class_names,
-            thumbnails=thumbnails,
-        )
+        self.widget: SentryCamWidget | None = None
+        if self.methods:
+            self.widget = SentryCamWidget(
+                probe_set.labels,
+                {m: p.has_inverse for m, p in self._projectors.items()},
+                class_names=class_names,
+                thumbnails=thumbnails,
+            )
         self._on_alert = on_alert
         self._queue = CheckpointQueue(int(queue_size))
-        self._next_index = 0
-        self._announced = -1
+        stored = self.store.checkpoint_indices()
+        self._resumed = bool(stored)
+        self._next_index = stored[-1] + 1 if stored else 0
+        self._epoch = 0
+        self._announced = self._next_index - 1
         self._gap_states: dict[tuple[str, int], dict[str, Any]] = {}
         self.alert_engines = {m: AlertEngine() for m in self.methods}
         self._held_alerts: dict[tuple[str, int], list[Alert]] = {}
         self.alerts: list[Alert] = []
-        self._last_live = -1
+        self._last_live = self._next_index - 1
         self._error: BaseException | None = None
         self._failures: list[tuple[str, BaseException]] = []
         self._active = list(self.methods)
@@ -164,12 +179,26 @@ class Monitor:
             raise
 
     # ------------------------------------------------------------------ training-thread API
-    def checkpoint(self, epoch: int, val_loss: float | None = None, **scalars: float) -> int | None:
-        """Capture the model now and queue it for projection; returns the checkpoint index.
+    def checkpoint(
+        self,
+        epoch: int | None = None,
+        *,
+        step: int | None = None,
+        val_loss: float | None = None,
+        **scalars: float,
+    ) -> int | None:
+        """Capture the model now and queue it for projection; returns the checkpoint's index.
 
-        Never waits for projection. After a worker failure nothing more is captured (the
-        error is shown in the widget and raised by :meth:`close`).
+        ``epoch`` and the global optimiser ``step`` are ints >= 0, at least one given (a
+        left-out epoch keeps the last one given, 0 before any); ``val_loss`` and ``scalars``
+        are stored with the checkpoint. Never waits for projection; returns None after a
+        worker failure (shown in the widget and raised by :meth:`close`).
         """
+        return self._record(self._recorder.capture, epoch, step=step, val_loss=val_loss, **scalars)
+
+    def _record(self, capture: Callable[..., Checkpoint], epoch: Any, **axes: Any) -> int | None:
+        """Number, capture (``capture(index=, epoch=, step=, scalars=)``) and queue a checkpoint;
+        ``axes`` are ``step``, ``val_loss`` and the other scalars."""
         if self._closed:
             raise InputError("this monitor is closed; create a new Monitor to record another run")
         if self._error is not None:
@@ -186,20 +215,10 @@ class Monitor:
                 stacklevel=2,
             )
             self._warned = True
-        if val_loss is not None:
-            scalars = {"val_loss": val_loss, **scalars}
+        self._epoch, step, scalars = checkpoint_axes(self._epoch, epoch, **axes)
         index = self._next_index
-        checkpoint = self._recorder.capture(index=index, epoch=int(epoch), scalars=scalars)
-        check_feature_values(
-            checkpoint.features, f"the features of checkpoint {index} (epoch {epoch})"
-        )
-        if constant_features(checkpoint.features):
-            warnings.warn(
-                f"checkpoint {index} (epoch {epoch}): every probe point has the same features "
-                f"at layer {self._recorder.layer_name!r} (a dead layer?); its layout and metrics "
-                "say nothing",
-                stacklevel=2,
-            )
+        checkpoint = capture(index=index, epoch=self._epoch, step=step, scalars=scalars)
+        check_captured(checkpoint, self._recorder.layer_name)
         self._next_index += 1
         spill = self._queue.put(checkpoint)
         if spill is not None:
@@ -237,30 +256,51 @@ class Monitor:
 
     # ------------------------------------------------------------------ viewing
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        if self.widget is None:
+            return {"text/plain": f"record-only sentrycam monitor writing to {self.store.path}"}
         return self.widget._repr_mimebundle_(**kwargs)
 
     def save_html(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
         """Write one self-contained offline HTML file with every frame sent so far."""
         from .html_export import export_html
 
+        if self.widget is None:
+            raise InputError("a record-only monitor (methods=()) has no widget to save")
         return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
 
     @property
     def selection(self) -> np.ndarray:
         """Probe indices selected in the widget (lasso, box or click), sorted int64 [k]."""
+        if self.widget is None:
+            raise InputError("a record-only monitor (methods=()) has no widget to select in")
         return self.widget.selected
 
     @staticmethod
-    def open(run_dir: str | os.PathLike[str]) -> RunViewer:
-        """Show a recorded run (every stored checkpoint and frame) without a model."""
-        return RunViewer(run_dir)
+    def open(
+        run_dir: str | os.PathLike[str],
+        follow: bool = False,
+        *,
+        methods: Sequence[str] | None = None,
+        interval: float = 1.0,
+    ) -> RunViewer:
+        """Show a recorded run (every stored checkpoint and frame) without a model.
+
+        With ``follow`` the view keeps up with a run another process is still writing
+        (``python -m sentrycam_widget watch`` projecting it): every ``interval`` seconds new
+        checkpoints and frames of ``methods`` (default: those stored, else sentrycam) are
+        sent to the widget, until ``viewer.stop()``.
+        """
+        return RunViewer(run_dir, follow=follow, methods=methods, interval=interval)
 
     # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:
         lower_priority(self._worker_nice)
         torch.set_num_threads(self._worker_threads)
         try:
-            graph.warm_up()  # while the first epoch trains, not in the first frame's latency
+            if self.methods:
+                graph.warm_up()  # while the first epoch trains, not in the first frame's latency
+            if self._resumed:
+                self._continue_stored_run()
             while (job := self._queue.take()) is not None:
                 kind, checkpoints = job
                 if kind == "live":
@@ -273,6 +313,16 @@ class Monitor:
             self._fail(exc)
         finally:
             GIL_SWITCH.release()
+
+    def _continue_stored_run(self) -> None:
+        """Backfill the stored run's missing frames, resume projectors, show the stored run."""
+        for method in self.methods:
+            project_run(self.store, method, threads=None, **self._options[method])
+            self._projectors[method] = resumed_projector(
+                self.store, method, self._next_index, **self._options[method]
+            )
+        if self.widget is not None:
+            add_stored(self.widget, self.store, before=self._next_index)
 
     def _fail(self, exc: BaseException) -> None:
         self._error = exc
@@ -333,7 +383,8 @@ class Monitor:
                 checkpoint = self.store.checkpoint(index) if held is None else held
             self._store_checkpoint(checkpoint)
             self._queue.stored(index)
-            self.widget.add_checkpoint(checkpoint, self._status())
+            if self.widget is not None:
+                self.widget.add_checkpoint(checkpoint, self._status())
             if index != upto.index:
                 for method in list(self._active):
                     self._guarded(method, checkpoint, self._hold_gap_alerts, checkpoint)
@@ -458,58 +509,5 @@ class Monitor:
         return None
 
     def _publish_status(self, drained: bool = False) -> None:
-        self.widget.set_status(self._status(drained))
-
-
-class RunViewer:
-    """A recorded run in the widget (``Monitor.open``); display it or ``save_html`` it."""
-
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        self.store = RunStore.open(run_dir)
-        self.widget = widget_from_store(self.store)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def save_html(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
-        from .html_export import export_html
-
-        return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
-
-    @property
-    def selection(self) -> np.ndarray:
-        """Probe indices selected in the widget (lasso, box or click), sorted int64 [k]."""
-        return self.widget.selected
-
-
-def _check_methods(methods: Iterable[str]) -> list[str]:
-    if isinstance(methods, str):
-        methods = [methods]
-    chosen = list(dict.fromkeys(methods))
-    if not chosen:
-        raise InputError("methods must name at least one projection method")
-    unknown = [m for m in chosen if m not in available_methods()]
-    if unknown:
-        raise InputError(
-            f"unknown projection method(s) {unknown}; available: {', '.join(available_methods())}"
-        )
-    return chosen
-
-
-def _thumbnails(probe: ProbeSet) -> np.ndarray | None:
-    """Hover thumbnails: the probe's images, or small image-like inputs scaled to uint8."""
-    if probe.images is not None:
-        return probe.images
-    shape = tuple(probe.inputs.shape)
-    image_like = len(shape) == 3 or (len(shape) == 4 and 1 in (shape[1], shape[-1]))
-    if not image_like or probe.inputs.numel() > _MAX_THUMBNAIL_BYTES:
-        return None
-    try:
-        return images_from_inputs(probe.inputs)
-    except InputError:
-        return None
-
-
-def _default_run_dir() -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{stamp}-{os.getpid()}-{time.monotonic_ns() % 10_000:04d}"
+        if self.widget is not None:
+            self.widget.set_status(self._status(drained))

@@ -1,24 +1,18 @@
 """Checkpoint -> frame -> run directory: the one place that ties projectors, metrics and the store.
 
 :func:`project_checkpoint` is what the monitor's worker and the CLI call for each checkpoint;
-:func:`project_run` computes, resumably, every frame a recorded run still lacks;
-:func:`import_arrays` turns bring-your-own arrays into a run directory.
+:func:`project_run` computes, resumably, every frame a recorded run still lacks.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .capture import checkpoint_from_arrays
-from .errors import InputError, RunFormatError, SentryCamError
+from .errors import RunFormatError, SentryCamError
 from .projection.base import Projector, make_projector
 from .records import Checkpoint, Frame
 from .store import DamagedEntryWarning, RunStore
@@ -115,10 +109,9 @@ def project_run(
     missing = store.missing_frames(method)
     frames: list[Frame] = []
     for stretch in _missing_stretches(missing, store.frame_indices(method)):
-        projector = make_projector(method, **projector_options)
-        _resume(projector, store, method, before=stretch[0])
+        projector = resumed_projector(store, method, stretch[0], **projector_options)
         for index in stretch:
-            checkpoint = _readable_checkpoint(store, index)
+            checkpoint = readable_checkpoint(store, index)
             if checkpoint is None:
                 continue
             frame = project_checkpoint(
@@ -132,84 +125,17 @@ def project_run(
 
 def print_progress(frame: Frame, done: int, total: int) -> None:
     """One line per projected checkpoint: latency and the headline faithfulness numbers."""
-    parts = [f"[{done}/{total}] {frame.method} checkpoint {frame.index} (epoch {frame.epoch})"]
+    print(f"[{done}/{total}] {progress_line(frame)}", flush=True)
+
+
+def progress_line(frame: Frame) -> str:
+    """``method checkpoint i (epoch e) | latency | T(15) | kNN | PPR`` of one projected frame."""
+    parts = [f"{frame.method} checkpoint {frame.index} (epoch {frame.epoch})"]
     parts.append(f"{frame.timings.get('total', float('nan')):.2f} s")
     for key, label in (("trustworthiness", "T(15)"), ("knn_preservation", "kNN"), ("ppr", "PPR")):
         if key in frame.metrics:
             parts.append(f"{label} {frame.metrics[key]:.3f}")
-    print(" | ".join(parts), flush=True)
-
-
-def import_arrays(
-    source: str | os.PathLike[str] | dict[str, Any], run_dir: str | os.PathLike[str]
-) -> RunStore:
-    """Create a run from arrays: ``features`` [T, N, D], ``labels`` [N] and optionally ``logits``
-    [T, N, C], ``head_W`` [T, C, D], ``head_b`` [T, C], ``val_loss`` [T], ``epochs`` [T].
-
-    ``source`` is an ``.npz`` path or a dict of arrays. With a head and no logits,
-    ``logits = features @ head_W.T + head_b``.
-    """
-    arrays = _load_import_arrays(source)
-    features = np.asarray(arrays["features"])
-    if features.ndim != 3:
-        raise InputError(f"features must be [T, N, D], got shape {features.shape}")
-    n_checkpoints = features.shape[0]
-    if n_checkpoints < 1:
-        raise InputError("features hold no checkpoints (T = 0)")
-    per_checkpoint = {k: arrays.get(k) for k in ("logits", "head_W", "head_b", "val_loss")}
-    for key, value in per_checkpoint.items():
-        if value is not None and np.shape(value)[:1] != (n_checkpoints,):
-            raise InputError(
-                f"{key} must have T = {n_checkpoints} entries first, got {np.shape(value)}"
-            )
-    epochs = np.asarray(arrays.get("epochs", np.arange(n_checkpoints)))
-    if epochs.shape != (n_checkpoints,):
-        raise InputError(f"epochs must be [T] = [{n_checkpoints}], got shape {epochs.shape}")
-    if not np.isfinite(features).all():
-        bad = np.unique(np.nonzero(~np.isfinite(features))[0]).tolist()
-        raise InputError(f"features contain NaN/inf at checkpoint(s) {bad}")
-    store: RunStore | None = None
-    for t in range(n_checkpoints):
-        val_loss = per_checkpoint["val_loss"]
-        checkpoint = checkpoint_from_arrays(
-            t,
-            int(epochs[t]),
-            features[t],
-            arrays["labels"],
-            logits=_row(per_checkpoint["logits"], t),
-            head_W=_row(per_checkpoint["head_W"], t),
-            head_b=_row(per_checkpoint["head_b"], t),
-            scalars={} if val_loss is None else {"val_loss": float(val_loss[t])},
-        )
-        if store is None:
-            store = RunStore.create(run_dir, checkpoint.labels, n_features=checkpoint.n_features)
-        store.append_checkpoint(checkpoint)
-    assert store is not None
-    return store
-
-
-def _row(array: Any, t: int) -> Any:
-    return None if array is None else array[t]
-
-
-def _load_import_arrays(source: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(source, dict):
-        arrays = dict(source)
-    else:
-        path = Path(source)
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
-        except FileNotFoundError as exc:
-            raise InputError(f"{path}: no such file") from exc
-        except Exception as exc:
-            raise InputError(f"{path}: not a readable .npz file ({exc})") from exc
-    missing = [key for key in ("features", "labels") if key not in arrays]
-    if missing:
-        raise InputError(
-            f"import needs arrays {', '.join(missing)}; got {', '.join(sorted(arrays))}"
-        )
-    return arrays
+    return " | ".join(parts)
 
 
 def _missing_stretches(missing: list[int], done: list[int]) -> list[list[int]]:
@@ -245,12 +171,31 @@ class HistoryBefore:
         return self._store.frame(method, index)
 
 
-def _resume(projector: Projector, store: RunStore, method: str, *, before: int) -> None:
+def resumed_projector(store: RunStore, method: str, before: int, **options: Any) -> Projector:
+    """A new ``method`` projector resumed from the run's frames before checkpoint ``before``.
+
+    Parameters
+    ----------
+    store
+        The run.
+    method
+        The projection method.
+    before
+        The first checkpoint the projector will be given.
+    **options
+        Passed to :func:`make_projector`.
+
+    Returns
+    -------
+    Projector
+        Warm-started from the saved state when that state belongs to the frame just before.
+    """
+    projector = make_projector(method, **options)
     history = HistoryBefore(store, before)
     prior = history.frame_indices(method)
-    if not prior:
-        return
-    projector.resume(history, _state_for(store, method, prior[-1]))
+    if prior:
+        projector.resume(history, _state_for(store, method, prior[-1]))
+    return projector
 
 
 def _state_for(store: RunStore, method: str, index: int) -> dict[str, Any] | None:
@@ -264,7 +209,8 @@ def _state_for(store: RunStore, method: str, index: int) -> dict[str, Any] | Non
     return saved[1]
 
 
-def _readable_checkpoint(store: RunStore, index: int) -> Checkpoint | None:
+def readable_checkpoint(store: RunStore, index: int) -> Checkpoint | None:
+    """Checkpoint ``index``, or None (with a DamagedEntryWarning) when it cannot be read."""
     try:
         return store.checkpoint(index)
     except RunFormatError as exc:

@@ -97,8 +97,8 @@ class Checkpoint:
     """One checkpoint of one run: representations, logits and head for the fixed probe set.
 
     ``index`` is the checkpoint's position in the run (0, 1, 2, ...); ``epoch`` is the user's
-    step or epoch number shown in the UI. ``scalars`` holds optional numbers such as
-    ``val_loss`` and ``train_loss``.
+    epoch number and ``step`` the optional global optimiser step (the UI can show either).
+    ``scalars`` holds optional numbers such as ``val_loss`` and ``train_loss``.
     """
 
     index: int
@@ -108,6 +108,7 @@ class Checkpoint:
     logits: np.ndarray | None = None
     head: Head | None = None
     scalars: dict[str, float] = field(default_factory=dict)
+    step: int | None = None
 
     def __post_init__(self) -> None:
         self.features = np.ascontiguousarray(self.features, dtype=np.float32)
@@ -173,6 +174,12 @@ class Checkpoint:
         for name, value in self.scalars.items():
             if not isinstance(value, (int, float, np.floating, np.integer)):
                 raise InputError(f"scalar {name!r} must be a number, got {type(value).__name__}")
+        if self.step is not None and (
+            isinstance(self.step, bool)
+            or not isinstance(self.step, (int, np.integer))
+            or self.step < 0
+        ):
+            raise InputError(f"step must be a non-negative integer or None, got {self.step!r}")
 
 
 def require_finite(what: str, array: np.ndarray) -> None:

@@ -230,10 +230,11 @@ def _probe_payload(
 
 
 def checkpoint_payload(checkpoint: Checkpoint) -> dict[str, Any]:
-    """Epoch, scalars, predictions (uint16) and confidence (softmax max, uint8 0..255)."""
+    """Epoch, step (or None), scalars, predictions (uint16) and confidence (uint8 0..255)."""
     data: dict[str, Any] = {
         "index": int(checkpoint.index),
         "epoch": int(checkpoint.epoch),
+        "step": None if checkpoint.step is None else int(checkpoint.step),
         "scalars": {k: finite_or_none(v) for k, v in checkpoint.scalars.items()},
         "pred": None,
         "conf": None,
@@ -313,10 +314,37 @@ def widget_from_store(store: RunStore) -> SentryCamWidget:
         class_names=store.class_names,
         thumbnails=store.images,
     )
-    for checkpoint in store.checkpoints():
-        widget.add_checkpoint(checkpoint)
-    for method in methods:
-        for frame in frames[method]:
-            widget.add_frame(frame)
+    add_stored(widget, store, frames=frames)
     widget.set_status({"closed": True})
     return widget
+
+
+def add_stored(
+    widget: SentryCamWidget,
+    store: RunStore,
+    before: int | None = None,
+    *,
+    frames: dict[str, list[Frame]] | None = None,
+) -> None:
+    """Send ``store``'s checkpoints and frames (those with index < ``before``) to ``widget``.
+
+    Parameters
+    ----------
+    widget
+        The widget (of the run's probe set).
+    store
+        The run.
+    before
+        Only entries with a smaller index (None: all).
+    frames
+        The frames per method when already loaded (default: every method's stored frames).
+    """
+    if frames is None:
+        frames = {m: store.frames(m) for m in store.methods() if m in widget.methods}
+    for checkpoint in store.checkpoints():
+        if before is None or checkpoint.index < before:
+            widget.add_checkpoint(checkpoint)
+    for method_frames in frames.values():
+        for frame in method_frames:
+            if before is None or frame.index < before:
+                widget.add_frame(frame)

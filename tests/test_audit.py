@@ -12,9 +12,11 @@ import torch
 from sentrycam_widget import demo
 from sentrycam_widget.alerts import SIGNALS
 from sentrycam_widget.audit import ALERTS_FILE, audit_run, format_audit, load_audit
-from sentrycam_widget.capture import ProbeSet, Recorder
+from sentrycam_widget.capture import Recorder
 from sentrycam_widget.errors import InputError, RunFormatError
-from sentrycam_widget.pipeline import import_arrays, project_checkpoint
+from sentrycam_widget.importing import import_arrays
+from sentrycam_widget.pipeline import project_checkpoint
+from sentrycam_widget.probe import ProbeSet
 from sentrycam_widget.projection import make_projector
 from sentrycam_widget.store import RunStore
 

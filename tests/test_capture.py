@@ -8,14 +8,13 @@ import torch
 from torch import nn
 
 from sentrycam_widget.capture import (
-    ProbeSet,
     Recorder,
     capture_checkpoint,
     checkpoint_from_arrays,
-    images_from_inputs,
     resolve_layer,
 )
 from sentrycam_widget.errors import InputError
+from sentrycam_widget.probe import ProbeSet, images_from_inputs
 from sentrycam_widget.records import LinearHead, TorchHead
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from sentrycam_widget.capture import checkpoint_from_arrays
 from sentrycam_widget.errors import InputError
-from sentrycam_widget.pipeline import import_arrays, print_progress, project_checkpoint, project_run
+from sentrycam_widget.importing import import_arrays
+from sentrycam_widget.pipeline import print_progress, project_checkpoint, project_run
 from sentrycam_widget.projection import base
 from sentrycam_widget.projection.base import Projector, RunHistory
 from sentrycam_widget.records import Background, Checkpoint, Frame
@@ -224,11 +225,11 @@ def test_import_arrays_builds_a_run(tmp_path):
     loaded = store.checkpoint(4)
     np.testing.assert_allclose(loaded.logits, features[4] @ head_W[4].T, atol=1e-5)
     assert loaded.scalars == {"val_loss": pytest.approx(0.4)}
-    with pytest.raises(InputError, match="features must be"):
+    with pytest.raises(InputError, match="'features' must be"):
         import_arrays({"features": features[0], "labels": checkpoints[0].labels}, tmp_path / "bad")
-    with pytest.raises(InputError, match="needs arrays labels"):
+    with pytest.raises(InputError, match="missing required key 'labels'"):
         import_arrays({"features": features}, tmp_path / "bad")
-    with pytest.raises(InputError, match="head_W must have T = 6"):
+    with pytest.raises(InputError, match=r"'head_W' has shape .* must be \(6,\)"):
         import_arrays(
             {"features": features, "labels": checkpoints[0].labels, "head_W": head_W[:2]},
             tmp_path / "bad",

@@ -50,11 +50,12 @@ export function decodeProbe(probe) {
   };
 }
 
-/** One checkpoint: epoch, scalars and the model's predictions/confidence on the probe set. */
+/** One checkpoint: epoch, step (null when not recorded), scalars, predictions/confidence. */
 export function decodeCheckpoint(data) {
   return {
     index: data.index,
     epoch: data.epoch,
+    step: data.step ?? null,
     scalars: data.scalars ?? {},
     pred: data.pred ? decodeArray(data.pred).data : null,
     conf: data.conf ? decodeArray(data.conf).data : null,
@@ -319,4 +320,10 @@ export function statusText(status, nCheckpoints) {
 export function methodLabel(method) {
   const labels = { sentrycam: "SentryCam", umap: "UMAP", "umap-independent": "UMAP (independent)", dvi: "DVI" };
   return labels[method] ?? method;
+}
+
+/** Where a checkpoint sits in training: "epoch E", plus "· step S" when the step was recorded. */
+export function checkpointLabel(checkpoint) {
+  const epoch = `epoch ${checkpoint.epoch}`;
+  return checkpoint.step == null ? epoch : `${epoch} · step ${checkpoint.step}`;
 }

@@ -3,7 +3,7 @@
 // into plot updates. Everything runs on data already in the browser, so it keeps working while
 // the kernel is busy training, in a saved notebook and in an exported HTML file.
 
-import { badgeText, decodeProbe, frameRanges, methodLabel, nearestPoint, statusText } from "./data.js";
+import { badgeText, checkpointLabel, decodeProbe, frameRanges, methodLabel, nearestPoint, statusText } from "./data.js";
 import { h } from "./dom.js";
 import { FrameStore } from "./frames.js";
 import { createLegend } from "./legend.js";
@@ -136,7 +136,7 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
     const frame = currentFrame();
     const label = methodLabel(state.method);
     const n = store.checkpoints.length;
-    epochLabel.textContent = checkpoint ? `epoch ${checkpoint.epoch} · ${state.position + 1}/${n}` : "no checkpoint yet";
+    epochLabel.textContent = checkpoint ? `${checkpointLabel(checkpoint)} · ${state.position + 1}/${n}` : "no checkpoint yet";
     const notes = [];
     if (model.get("inverse")[state.method] === false) notes.push(`no background: ${label} has no inverse mapping`);
     if (!frame || !checkpoint) {
@@ -144,7 +144,7 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
       plot.setBackground(null);
       plot.setTrajectories(null);
       badge.textContent = "";
-      overlay.textContent = checkpoint ? `${label}: pending for epoch ${checkpoint.epoch}` : "waiting for the first checkpoint";
+      overlay.textContent = checkpoint ? `${label}: pending for ${checkpointLabel(checkpoint)}` : "waiting for the first checkpoint";
       overlay.style.display = "";
     } else {
       overlay.style.display = "none";

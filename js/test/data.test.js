@@ -5,6 +5,8 @@ import {
   backgroundPlacement,
   backgroundRGBA,
   badgeText,
+  checkpointLabel,
+  decodeCheckpoint,
   decodeFrame,
   fadePixel,
   finiteBounds,
@@ -138,4 +140,12 @@ test("alerts, badge and status lines read like sentences", () => {
     statusText({ latest_epoch: 7, projecting: "sentrycam @ epoch 7", queued: 1, backfill: 2 }, 8),
     "8 checkpoints · latest epoch 7 · projecting sentrycam @ epoch 7 · queue 1 · 2 to backfill",
   );
+});
+
+test("a checkpoint is labelled by its epoch, and by its step when one was recorded", () => {
+  const withStep = decodeCheckpoint({ index: 2, epoch: 1, step: 300, scalars: {} });
+  assert.equal(checkpointLabel(withStep), "epoch 1 · step 300");
+  const legacy = decodeCheckpoint({ index: 2, epoch: 1, scalars: {} });
+  assert.equal(legacy.step, null);
+  assert.equal(checkpointLabel(legacy), "epoch 1");
 });

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ._environment import RESULTS, environment, version
-from .latency import record_runs, spread_indices, warm_up_compilation
+from .latency import record_runs, spread_indices
 
 METHODS = ("sentrycam", "dvi", "umap", "umap-independent")
 LABELS = {
@@ -52,8 +52,6 @@ LABELS = {
 }
 FRAME_METRICS = ("trustworthiness", "continuity", "knn_preservation", "knn_count_self", "ppr")
 TEMPORAL_METRICS = ("temporal_ranking", "displacement_mean")
-# above this many points umap-learn switches its kNN search to pynndescent (compiled per process)
-_PYNNDESCENT_FROM = 4096
 # --quick: small budgets so the whole comparison runs in well under a minute (for the tests)
 _QUICK_OPTIONS: dict[str, dict[str, Any]] = {
     "sentrycam": {"cold_steps": 60, "warm_steps": 20, "resolution": 40},
@@ -146,15 +144,11 @@ def _warm_up(seed: int, largest_n: int) -> dict[str, float]:
     """
     import torch
 
-    from ..cli import warmup
+    from ..warmup import PYNNDESCENT_FROM, warmup
 
     threads = torch.get_num_threads()
     try:
-        timings = warmup()
-        if largest_n > _PYNNDESCENT_FROM:
-            start = time.perf_counter()
-            warm_up_compilation(seed)
-            timings["pynndescent_fit_s"] = time.perf_counter() - start
+        timings = warmup(pynndescent=largest_n > PYNNDESCENT_FROM, seed=seed)
     finally:
         torch.set_num_threads(threads)
     return {name: round(seconds, 3) for name, seconds in timings.items()}

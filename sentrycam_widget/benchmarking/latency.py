@@ -63,14 +63,9 @@ def record_runs(work_dir: Path, digits_epochs: int, mlp_epochs: int, seed: int) 
 
 def warm_up_compilation(seed: int) -> None:
     """Compile (or load from the numba cache) everything both methods need, untimed."""
-    from umap import UMAP
+    from ..warmup import warmup
 
-    from ..cli import warmup
-
-    warmup()
-    # above 4,096 points umap-learn switches to pynndescent, which compiles in every process
-    data = np.random.default_rng(seed).normal(size=(4200, 8)).astype(np.float32)
-    UMAP(**UMAP_OPTIONS, n_epochs=5, random_state=seed).fit_transform(data)
+    warmup(pynndescent=True, seed=seed)
 
 
 def sentrycam_latency(run_dir: Path, seed: int, threads: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ change anywhere else.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from typing import Any, ClassVar, Protocol
 
 from ..errors import InputError
@@ -68,14 +69,26 @@ def register_method(name: str, target: str) -> None:
     _REGISTRY[name] = target
 
 
+def require_method(method: str, stored: Iterable[str] = ()) -> None:
+    """Fail, listing what is available, unless ``method`` is registered or one of ``stored``.
+
+    Parameters
+    ----------
+    method
+        The projection method asked for.
+    stored
+        Methods a run already holds frames of (accepted even when not registered here).
+    """
+    known = sorted(set(_REGISTRY) | set(stored))
+    if method not in known:
+        raise InputError(f"unknown projection method {method!r}; available: {', '.join(known)}")
+
+
 def make_projector(method: str, **options: Any) -> Projector:
     """Create the projector registered as ``method`` with keyword ``options``."""
     import importlib
 
-    if method not in _REGISTRY:
-        raise InputError(
-            f"unknown projection method {method!r}; available: {', '.join(available_methods())}"
-        )
+    require_method(method)
     module_name, class_name = _REGISTRY[method].split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls(**options)

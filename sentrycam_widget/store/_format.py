@@ -96,6 +96,9 @@ def entry_meta(path: Path, arrays: dict[str, np.ndarray], index: int) -> dict[st
         isinstance(meta.get(k), int) for k in ("index", "epoch")
     ):
         raise RunFormatError(f"{path}: meta lacks integer index/epoch")
+    step = meta.setdefault("step", None)  # absent in runs written before steps were recorded
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise RunFormatError(f"{path}: meta step must be a non-negative integer, got {step!r}")
     if meta.get("version") != VERSION:
         raise RunFormatError(
             f"{path}: entry format version {meta.get('version')!r}, expected {VERSION}"

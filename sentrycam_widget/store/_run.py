@@ -210,6 +210,7 @@ class RunStore:
             "version": VERSION,
             "index": int(checkpoint.index),
             "epoch": int(checkpoint.epoch),
+            "step": None if checkpoint.step is None else int(checkpoint.step),
             "scalars": {k: float(v) for k, v in checkpoint.scalars.items()},
             "head": head_kind,
         }
@@ -240,6 +241,7 @@ class RunStore:
                 logits=arrays.get("logits"),
                 head=head,
                 scalars=dict(meta.get("scalars", {})),
+                step=meta["step"],
             )
         except (TypeError, ValueError) as exc:
             raise RunFormatError(f"{path}: {exc}") from exc
@@ -256,7 +258,11 @@ class RunStore:
                 yield checkpoint
 
     def checkpoint_info(self) -> list[dict[str, Any]]:
-        """``{"index", "epoch", "scalars"}`` of every readable checkpoint, without loading features."""
+        """``{"index", "epoch", "step", "scalars"}`` of every readable checkpoint, without features.
+
+        ``step`` is None for checkpoints recorded without one (and in runs written before
+        steps were recorded).
+        """
         infos = []
         for index in self.checkpoint_indices():
             path = self._checkpoint_path(index)
@@ -269,6 +275,7 @@ class RunStore:
                     {
                         "index": index,
                         "epoch": int(meta["epoch"]),
+                        "step": meta["step"],
                         "scalars": meta.get("scalars", {}),
                     }
                 )

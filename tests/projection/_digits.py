@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 
 from sentrycam_widget import demo
-from sentrycam_widget.capture import ProbeSet, Recorder
+from sentrycam_widget.capture import Recorder
+from sentrycam_widget.probe import ProbeSet
 from sentrycam_widget.records import Checkpoint
 
 

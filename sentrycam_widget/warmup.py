@@ -1,0 +1,69 @@
+"""Warm-up: compile umap-learn's cacheable numba code into numba's on-disk cache, once per install."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+# above this many points umap-learn switches its kNN search to pynndescent
+PYNNDESCENT_FROM = 4096
+
+
+def warmup(*, pynndescent: bool = False, seed: int = 0) -> dict[str, float]:
+    """Compile umap-learn's cacheable numba code so the first UMAP frame of a process is fast.
+
+    SentryCam's own graph code is numpy/torch and needs none of this; the UMAP baseline does.
+    pynndescent compiles in every fresh process whatever is cached, so the tiny UMAP fit stays
+    below the size where umap-learn switches to it. ``python -m sentrycam_widget warmup`` (and
+    ``scripts/setup.sh``) run it.
+
+    Parameters
+    ----------
+    pynndescent
+        Also fit UMAP once on more than :data:`PYNNDESCENT_FROM` points, compiling pynndescent
+        in this process (benchmarks do this before timing large runs).
+    seed
+        Seed of the random warm-up data and of the fits.
+
+    Returns
+    -------
+    dict of str to float
+        Seconds per step: ``import_s``, ``fuzzy_simplicial_set_s``, ``umap_fit_s`` and, with
+        ``pynndescent``, ``pynndescent_fit_s``.
+    """
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = now - clock
+        clock = now
+
+    import umap
+    import umap.umap_
+
+    lap("import_s")
+    data = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
+    distances = np.sqrt(((data[:, None] - data[None]) ** 2).sum(-1))
+    knn_indices = np.argsort(distances, axis=1)[:, :10]
+    knn_dists = np.take_along_axis(distances, knn_indices, axis=1)
+    umap.umap_.fuzzy_simplicial_set(
+        data,
+        10,
+        np.random.RandomState(0),
+        "euclidean",
+        knn_indices=knn_indices,
+        knn_dists=knn_dists,
+    )
+    lap("fuzzy_simplicial_set_s")
+    umap.UMAP(n_neighbors=10, n_epochs=5, random_state=0, n_jobs=1).fit_transform(data)
+    lap("umap_fit_s")
+    if pynndescent:
+        large = np.random.default_rng(seed).normal(size=(PYNNDESCENT_FROM + 104, 8))
+        umap.UMAP(n_neighbors=15, min_dist=0.1, n_epochs=5, random_state=seed).fit_transform(
+            large.astype(np.float32)
+        )
+        lap("pynndescent_fit_s")
+    return timings

@@ -1,0 +1,95 @@
+"""SentryCamCallback in real Lightning Trainer runs (CPU, digits)."""
+
+from __future__ import annotations
+
+import pytest
+
+pl = pytest.importorskip("lightning.pytorch")
+
+import torch  # noqa: E402
+from integration_models import FAST, lightning_module, loaders, probe  # noqa: E402
+
+from sentrycam_widget.errors import InputError  # noqa: E402
+from sentrycam_widget.integrations.lightning import SentryCamCallback  # noqa: E402
+from sentrycam_widget.store import RunStore  # noqa: E402
+
+
+def _trainer(callbacks, max_epochs: int, **options) -> pl.Trainer:
+    return pl.Trainer(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        devices=1,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **options,
+    )
+
+
+@pytest.mark.slow
+def test_checkpoints_at_validation_end_with_epoch_step_and_val_loss(tmp_path, digits):
+    callback = SentryCamCallback(
+        probe(digits, every=12), run_dir=tmp_path / "run", method_options=FAST
+    )
+    train, val = loaders(digits)  # 8 batches per epoch
+    trainer = _trainer([callback], max_epochs=3, num_sanity_val_steps=2)
+    module = lightning_module()
+    trainer.fit(module, train, val)
+    store = RunStore.open(tmp_path / "run")
+    info = store.checkpoint_info()
+    # one per validated epoch, none for the sanity check
+    assert [(i["epoch"], i["step"]) for i in info] == [(0, 8), (1, 16), (2, 24)]
+    last_val_loss = float(trainer.callback_metrics["val_loss"])
+    assert info[-1]["scalars"]["val_loss"] == pytest.approx(last_val_loss, rel=1e-6)
+    assert "train_loss" in info[-1]["scalars"]
+    assert store.frame_indices("sentrycam") == [0, 1, 2]  # the callback closed (drained) at fit end
+    # the last checkpoint is the trained model's view of the probe
+    x, _ = probe(digits, every=12)
+    with torch.no_grad():
+        logits = module(x).numpy()
+    assert store.checkpoint(2).logits == pytest.approx(logits, abs=1e-4)
+    assert callback.monitor is not None and callback.monitor.widget is not None
+
+
+def test_without_validation_checkpoints_at_epoch_end_and_every_n_steps(tmp_path, digits):
+    callback = SentryCamCallback(
+        probe(digits), methods=(), run_dir=tmp_path / "run", every_n_epochs=2, every_n_steps=3
+    )
+    train, _ = loaders(digits, n_train=256)  # 4 batches per epoch
+    _trainer([callback], max_epochs=4).fit(lightning_module(), train)
+    info = RunStore.open(tmp_path / "run").checkpoint_info()
+    steps = [i["step"] for i in info]
+    # steps 3, 6, 9, 12 from every_n_steps; epoch ends at 8 (epoch 1) and 16 (epoch 3)
+    assert steps == [3, 6, 8, 9, 12, 15, 16]
+    assert [i["epoch"] for i in info] == [0, 1, 1, 2, 2, 3, 3]
+    assert all("val_loss" not in i["scalars"] for i in info)
+
+
+def test_restored_trainer_continues_the_same_run(tmp_path, digits):
+    train, val = loaders(digits, n_train=256)
+    first = SentryCamCallback(probe(digits), methods=(), run_dir=tmp_path / "run")
+    trainer = _trainer([first], max_epochs=2)
+    trainer.fit(lightning_module(), train, val)
+    trainer.save_checkpoint(tmp_path / "fit.ckpt")
+    # a fresh process would build the callback with no run_dir: the trainer checkpoint has it
+    second = SentryCamCallback(probe(digits), methods=())
+    _trainer([second], max_epochs=4).fit(
+        lightning_module(), train, val, ckpt_path=tmp_path / "fit.ckpt"
+    )
+    assert second.run_dir == str(tmp_path / "run")
+    info = RunStore.open(tmp_path / "run").checkpoint_info()
+    assert [(i["index"], i["epoch"], i["step"]) for i in info] == [
+        (0, 0, 4),
+        (1, 1, 8),
+        (2, 2, 12),
+        (3, 3, 16),
+    ]
+
+
+def test_bad_schedule_fails_when_the_callback_is_made(digits):
+    with pytest.raises(InputError, match="every_n_epochs must be a positive integer"):
+        SentryCamCallback(probe(digits), every_n_epochs=0)
+    with pytest.raises(InputError, match="every_n_steps must be a positive integer"):
+        SentryCamCallback(probe(digits), every_n_steps=2.5)
