@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checks import check_increasing
 from ..errors import InputError, RunFormatError
 from ..records import Checkpoint, Frame
 from .autoencoder import Autoencoder, recalibrate_batchnorm
@@ -189,11 +190,7 @@ class AutoencoderProjector(Projector):
                 f"checkpoint {checkpoint.index} has {checkpoint.n_points} probe points, but this "
                 f"run's earlier checkpoints have {self.n_points}; the probe set must stay fixed"
             )
-        if self.last_index is not None and checkpoint.index <= self.last_index:
-            raise InputError(
-                f"checkpoint index {checkpoint.index} does not follow the last projected "
-                f"index {self.last_index}; update() needs increasing indices"
-            )
+        check_increasing(checkpoint.index, self.last_index, "update()'s checkpoints")
 
     def _train(
         self, step_loss: Callable[[int], torch.Tensor], max_steps: int, nodes: torch.Tensor

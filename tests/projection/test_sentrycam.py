@@ -14,16 +14,9 @@ from sentrycam_widget.projection import make_projector
 from sentrycam_widget.projection.sentrycam import SentryCamProjector
 from sentrycam_widget.records import Checkpoint, Frame, LinearHead
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 FAST = {"cold_steps": 40, "warm_steps": 10, "batch_edges": 500, "resolution": 32}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Two intra-op threads on a busy 2-core machine spin against each other (DESIGN.md)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @functools.cache
