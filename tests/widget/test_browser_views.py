@@ -113,6 +113,12 @@ def test_a_diverged_frame_is_fitted_and_fit_comes_back_after_a_pan(tmp_path, pag
     page.mouse.up()
     assert "sc-active" not in page.locator(".sc-fit").get_attribute("class")
     assert not np.array_equal(_pixels(page), fitted)
+    page.locator(".bk-tool-icon-reset").click()  # Bokeh's reset returns to the fitted view
+    page.mouse.move(0, 0)
+    # the plot area (the toolbar on the right shades the clicked tool)
+    assert np.array_equal(_pixels(page)[:, :-40], fitted[:, :-40])
+    _drag(page, [(cx, cy), (cx + 120, cy + 60)])
+    assert not np.array_equal(_pixels(page), fitted)
     page.locator(".sc-fit").click()
     assert "sc-active" in page.locator(".sc-fit").get_attribute("class")
     assert np.array_equal(_pixels(page), fitted)
