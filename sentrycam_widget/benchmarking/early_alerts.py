@@ -270,3 +270,31 @@ def early_md(result: dict[str, Any]) -> str:
             ]
         parts.append(f"### {scenario} ({summary['runs']} runs)\n\n" + _table(header, rows))
     return "\n".join(parts)
+
+
+def plot_leads(traces: Sequence[dict[str, Any]]) -> Any:
+    """One panel per run: validation loss over steps, the change (grey), and where the val-loss
+    rule (black), the paper's 2-D rule (blue, dotted) and ``early_combined`` (red) first fired
+    after it."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        1, len(traces), figsize=(3.2 * len(traces), 2.6), layout="constrained", squeeze=False
+    )
+    for ax, trace in zip(axes.flat, traces, strict=True):
+        row = run_row(trace)
+        steps = trace["epoch_steps"]
+        ax.plot(steps, [s["val_loss"] for s in trace["scalars"]], color="0.3", lw=1)
+        ax.axvline(row["change_step"], color="0.7", lw=3, label="change")
+        marks = (("val_loss", "black", "-"), ("reference", "tab:blue", ":"))
+        for rule, colour, style in (*marks, ("early_combined", "tab:red", "-")):
+            if row["first"][rule] is not None:
+                ax.axvline(
+                    row["first"][rule]["step"], color=colour, ls=style, lw=1.5, label=SHORT[rule]
+                )
+        ax.set_title(trace["name"], fontsize=9)
+        ax.set_xlabel("optimiser step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].set_ylabel("validation loss", fontsize=8)
+    axes.flat[0].legend(fontsize=7, loc="upper left")
+    return fig
