@@ -22,18 +22,10 @@ from pathlib import Path
 import comm
 import numpy as np
 from comm.base_comm import BaseComm
+from widget_runs import CHROMIUM_ARGS, N_CLASSES, RESOLUTION, synthetic_run
 
 from sentrycam_widget.html_export import export_html
-from sentrycam_widget.records import (
-    Background,
-    Checkpoint,
-    Frame,
-)
 from sentrycam_widget.widget import SentryCamWidget
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-N_CLASSES = 10
-RESOLUTION = 200
 
 
 class _CountingComm(BaseComm):
@@ -45,43 +37,13 @@ class _CountingComm(BaseComm):
         )
 
 
-def _run(n: int, frames: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, N_CLASSES, n)
-    centres = rng.normal(size=(N_CLASSES, 2)) * 6
-    base = centres[labels] + rng.normal(size=(n, 2))
-    for t in range(frames):
-        emb = (base * (0.6 + 0.05 * t) + rng.normal(size=(n, 2)) * 0.3).astype(np.float32)
-        logits = rng.normal(size=(n, N_CLASSES)).astype(np.float32)
-        logits[np.arange(n), labels] += 1.0 + 0.3 * t
-        checkpoint = Checkpoint(t, t, rng.normal(size=(n, 4)), labels, logits=logits)
-        lo, hi = emb.min(axis=0), emb.max(axis=0)
-        xs = np.linspace(lo[0], hi[0], RESOLUTION)
-        ys = np.linspace(lo[1], hi[1], RESOLUTION)
-        grid = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
-        d = ((grid[:, None, :] - centres[None] * (0.6 + 0.05 * t)) ** 2).sum(-1)
-        order = np.sort(d, axis=1)
-        margin = (order[:, 1] - order[:, 0]) / (order[:, 1] + 1e-9)
-        background = Background(
-            d.argmin(1).reshape(RESOLUTION, RESOLUTION),
-            np.where(margin < 0.15, 0, np.clip(margin * 230, 0, 230)).reshape(
-                RESOLUTION, RESOLUTION
-            ),
-            (lo[0], hi[0], lo[1], hi[1]),
-        )
-        frame = Frame(
-            "sentrycam", t, t, emb, background=background, metrics={"trustworthiness": 0.9}
-        )
-        yield checkpoint, frame
-
-
 def _measure(n: int, frames: int, out_dir: Path) -> dict:
     original = comm.create_comm
     comm.create_comm = lambda **kw: _CountingComm(**kw)
     try:
         widget = SentryCamWidget(np.zeros(n, int) + np.arange(n) % N_CLASSES, {"sentrycam": True})
         per_frame = []
-        for checkpoint, frame in _run(n, frames):
+        for checkpoint, frame in synthetic_run(n, frames):
             _CountingComm.sent_bytes = 0
             widget.add_checkpoint(checkpoint)
             ckpt_bytes = _CountingComm.sent_bytes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +15,29 @@ from .errors import RunFormatError
 
 def write_json(path: Path, value: Any) -> None:
     """Write ``value`` as JSON to ``path`` atomically (temp file, fsync, rename)."""
-    text = json.dumps(value, indent=2, default=json_default)
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    data = json_bytes(value)
+    atomic_write(path, lambda f: f.write(data))
+
+
+def json_bytes(value: Any) -> bytes:
+    """``value`` as indented UTF-8 JSON (numpy values and paths converted)."""
+    return json.dumps(value, indent=2, default=json_default).encode("utf-8")
 
 
 def read_json(path: Path, what: str) -> Any:
     """The JSON in ``path``; a RunFormatError naming the file (and ``what`` it is) if unreadable."""
     try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return parse_json(path.read_bytes(), path, what)
+    except OSError as exc:
         raise RunFormatError(f"{path}: unreadable {what} ({exc})") from exc
+
+
+def parse_json(data: bytes, where: object, what: str) -> Any:
+    """JSON from bytes read at ``where``; a RunFormatError naming it if they are not JSON."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFormatError(f"{where}: unreadable {what} ({exc})") from exc
 
 
 def json_default(value: Any) -> Any:
@@ -37,13 +51,13 @@ def json_default(value: Any) -> Any:
 
 
 def jsonable(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python numbers, NaN/inf to null (strict JSON)."""
+    """JSON-safe copy: numpy scalars to Python values, NaN/inf to null (strict JSON)."""
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
-    if isinstance(value, (np.integer, int)) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     return value

@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
+from ._jsonio import json_bytes, parse_json
 from .alerts import AlertEngine, first_firing
 from .errors import InputError, RunFormatError
 from .records import Checkpoint, Frame
-from .store import RunStore, read_json, write_json
+from .store import RunStore
 
 log = logging.getLogger("sentrycam_widget")
 
@@ -50,7 +50,7 @@ def audit_run(
     store = _as_store(store_or_path)
     checkpoints = list(store.checkpoints())
     if not checkpoints:
-        raise InputError(f"{store.path} holds no readable checkpoint to audit")
+        raise InputError(f"{store.location} holds no readable checkpoint to audit")
     frames = _frames_for(store, method, checkpoints)
     engine = AlertEngine(**engine_options)
     alerts = [alert.to_dict() for alert in engine.run(checkpoints, frames)]
@@ -67,19 +67,23 @@ def audit_run(
         "records": engine.records,
     }
     _attach_to_frames(store, frames, alerts)
-    write_json(store.path / ALERTS_FILE, result)
+    store.files.write_bytes(ALERTS_FILE, json_bytes(result))
     for alert in alerts:
-        log.info("sentrycam audit of %s: %s", store.path, alert["explanation"])
+        log.info("sentrycam audit of %s: %s", store.location, alert["explanation"])
     return result
 
 
 def load_audit(store_or_path: RunStore | str | os.PathLike[str]) -> dict[str, Any] | None:
     """The audit stored by :func:`audit_run`, or None if the run was never audited."""
     store = _as_store(store_or_path)
-    path = store.path / ALERTS_FILE
-    if not path.exists():
+    path = store.files.describe(ALERTS_FILE)
+    try:
+        data = store.files.read_bytes(ALERTS_FILE)
+    except FileNotFoundError:
         return None
-    result = read_json(path, "audit")
+    except OSError as exc:
+        raise RunFormatError(f"{path}: unreadable audit ({exc})") from exc
+    result = parse_json(data, path, "audit")
     if not isinstance(result, dict) or result.get("format") != AUDIT_FORMAT:
         raise RunFormatError(f"{path}: not a sentrycam audit (format must be {AUDIT_FORMAT!r})")
     if result.get("version") != AUDIT_VERSION or not isinstance(result.get("alerts"), list):
@@ -114,7 +118,7 @@ def _as_store(store_or_path: RunStore | str | os.PathLike[str]) -> RunStore:
     if isinstance(store_or_path, RunStore):
         return store_or_path
     if isinstance(store_or_path, (str, os.PathLike)):
-        return RunStore.open(Path(store_or_path))
+        return RunStore.open(store_or_path)
     raise InputError(f"expected a RunStore or a run directory, got {type(store_or_path).__name__}")
 
 

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 import torch.utils.data
 
+from .checks import as_labels
 from .errors import InputError
-from .probe import ProbeLike, ProbeSet, as_label_array
+from .probe import ProbeLike, ProbeSet
 from .records import Checkpoint, Head, LinearHead, TorchHead
 
 _DEVICE_PROBE_BYTES = 256 * 2**20  # probes up to this size stay on the model's GPU between captures
@@ -195,7 +196,7 @@ def checkpoint_from_arrays(
         index=int(index),
         epoch=int(epoch),
         features=features,
-        labels=as_label_array(labels),
+        labels=as_labels(labels),
         logits=None if logits is None else _as_float_array("logits", logits),
         head=head,
         scalars=dict(scalars or {}),

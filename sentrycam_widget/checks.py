@@ -1,4 +1,4 @@
-"""Input checks that data accepted now can go through every later step (project, metrics, HTML).
+"""Input checks: labels, thumbnails, checkpoint order and data every later step must accept.
 
 Each check raises :class:`~sentrycam_widget.errors.InputError` naming the problem and what to
 do, at the moment the data comes in (import, ``Monitor(...)``, ``Monitor.checkpoint``), instead
@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from .errors import InputError
-from .records import Checkpoint
+
+if TYPE_CHECKING:
+    import torch
+
+    from .records import Checkpoint
 
 NEIGHBOURS = 15
 """k of the faithfulness metrics (trustworthiness, continuity, kNN preservation)."""
@@ -119,6 +122,90 @@ def check_model_has_data(model: torch.nn.Module) -> None:
             "no values; load or materialise its weights (e.g. model.to_empty(device=...) and "
             "load_state_dict) before watching it"
         )
+
+
+def as_labels(
+    labels: Any, where: str = "labels", *, n: int | None = None, min_classes: int = 1
+) -> np.ndarray:
+    """Class indices as a contiguous int64 [N] array, or an InputError naming ``where``.
+
+    Parameters
+    ----------
+    labels : array-like or torch.Tensor
+        Class indices [N]; floats are accepted when every value is a whole number.
+    where : str
+        What holds them, for the message (``"labels"``, ``"key 'labels'"``).
+    n : int, optional
+        The length they must have.
+    min_classes : int
+        The fewest distinct classes accepted (2 where decision regions are drawn).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 [N].
+    """
+    if hasattr(labels, "detach"):
+        labels = labels.detach().cpu().numpy()
+    array = np.asarray(labels)
+    if array.ndim != 1 or (n is not None and array.shape[0] != n):
+        expected = "[N]" if n is None else f"[N] = [{n}]"
+        raise InputError(f"{where} must be 1-D {expected}, got shape {array.shape}")
+    if array.dtype.kind == "f" and np.isfinite(array).all() and (array == np.round(array)).all():
+        array = array.astype(np.int64)
+    if array.dtype.kind not in "iu":
+        raise InputError(f"{where} must be integer class indices, got dtype {array.dtype}")
+    if array.size and array.min() < 0:
+        raise InputError(f"{where} must be non-negative class indices")
+    if min_classes > 1 and np.unique(array).size < min_classes:
+        raise InputError(
+            f"{where} have only one class; SentryCam needs at least two classes to draw "
+            "decision regions and class geometry"
+        )
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def check_thumbnails(images: Any, n: int, where: str = "images") -> np.ndarray:
+    """Hover thumbnails as a contiguous uint8 [N, h, w] or [N, h, w, 3] array, or an InputError.
+
+    Parameters
+    ----------
+    images : array-like
+        One thumbnail per probe point.
+    n : int
+        The number of probe points.
+    where : str
+        What holds them, for the message.
+
+    Returns
+    -------
+    numpy.ndarray
+        The thumbnails, uint8.
+    """
+    array = np.asarray(images)
+    grey_or_rgb = array.ndim == 3 or (array.ndim == 4 and array.shape[-1] == 3)
+    if array.dtype != np.uint8 or array.shape[:1] != (n,) or not grey_or_rgb:
+        raise InputError(
+            f"{where} must be uint8 [N, h, w] or [N, h, w, 3] with N = {n}, got "
+            f"{array.dtype} {array.shape}"
+        )
+    return np.ascontiguousarray(array)
+
+
+def check_increasing(index: int, last: int | None, what: str = "checkpoints") -> None:
+    """Refuse a checkpoint index that does not follow the last one seen.
+
+    Parameters
+    ----------
+    index : int
+        The arriving checkpoint's index.
+    last : int or None
+        The last index seen (None before the first).
+    what : str
+        Who needs the order, for the message.
+    """
+    if last is not None and index <= last:
+        raise InputError(f"{what} must arrive in increasing index order; got {index} after {last}")
 
 
 def check_count(name: str, value: Any, *, negative: bool = False) -> int:

@@ -95,7 +95,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
         "epoch, project with SentryCam, write the run directory and a PNG contact sheet, and "
         "print per-epoch latency and faithfulness.",
     )
-    p.add_argument("--out", type=Path, default=Path("sentrycam_demo"), help="run directory")
+    p.add_argument("--out", default="sentrycam_demo", help="run directory (path or fsspec URL)")
     p.add_argument("--epochs", type=_positive_int, default=12, help="training epochs (12)")
     p.add_argument("--seed", type=int, default=0, help="seed for data split, model, projection")
     _threads_argument(p)
@@ -105,7 +105,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 def _add_import(commands: argparse._SubParsersAction) -> None:
     p = _command(commands, "import", "create a run directory from a .npz of arrays", _IMPORT_HELP)
     p.add_argument("file", type=Path, metavar="FILE.npz")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory: a path or an fsspec URL")
     p.set_defaults(handler=_run_import)
 
 
@@ -117,7 +117,7 @@ def _add_project(commands: argparse._SubParsersAction) -> None:
         "Project every checkpoint of RUN_DIR that has no frame of METHOD yet, in order, resuming "
         "the projector from the stored frames. Safe to interrupt and rerun.",
     )
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory: a path or an fsspec URL")
     _method_argument(p)
     p.add_argument("--seed", type=int, default=0, help="projector seed (0)")
     _threads_argument(p)
@@ -146,6 +146,12 @@ def _add_watch(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--wait", action="store_true", help="wait for a run another watcher holds, not exit 2"
     )
+    p.add_argument(
+        "--max-runs",
+        type=_positive_int,
+        metavar="N",
+        help="hold at most N runs at once, so watchers on several machines share a sweep",
+    )
     p.add_argument("--poll", type=float, default=2.0, help="seconds between looks (2)")
     p.add_argument("--seed", type=int, help="projector seed (the method's default, 0)")
     _threads_argument(p)
@@ -158,7 +164,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
         "evaluate",
         "faithfulness metrics per checkpoint and the run's temporal metrics",
     )
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory: a path or an fsspec URL")
     _method_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON on stdout (else a table)")
     p.set_defaults(handler=_run_evaluate)
@@ -175,7 +181,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
         "pip install 'sentrycam-widget[export]').\n--html: one self-contained file (every method's frames, the widget's view) that "
         "scrubs in any browser without a kernel or network.",
     )
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory: a path or an fsspec URL")
     _method_argument(p)
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--npz", type=Path, metavar="OUT.npz", help="write the method's frames")
@@ -204,7 +210,7 @@ def _add_audit(commands: argparse._SubParsersAction) -> None:
         "from METHOD's frames when present; the val_loss rule when checkpoints carry val_loss), "
         "store the alerts in the run, and print them with each signal's first firing.",
     )
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory: a path or an fsspec URL")
     _method_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON on stdout (else a summary)")
     p.set_defaults(handler=_run_audit)
@@ -289,7 +295,7 @@ def _run_import(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------- evaluate / export
 
 
-def _open_run(run_dir: Path) -> RunStore:
+def _open_run(run_dir: str) -> RunStore:
     from .store import RunStore
 
     return RunStore.open(run_dir)
@@ -385,6 +391,7 @@ def _run_watch(args: argparse.Namespace) -> int:
         args.method,
         until_idle=args.until_idle,
         wait=args.wait,
+        max_runs=args.max_runs,
         poll=args.poll,
         threads=args.threads,
         say=lambda line: print(line, flush=True),

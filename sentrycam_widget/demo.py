@@ -8,6 +8,7 @@ and the alert case studies (``lr`` makes a run fail; ``classes`` trains on a sub
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,8 +168,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
 class DemoResult:
     """What :func:`run_demo` produced: the run directory, the contact sheet, per-epoch rows."""
 
-    run_dir: Path
-    contact_sheet: Path
+    run_dir: Path | str
+    contact_sheet: Path | str
     epochs: list[dict[str, float]]
 
 
@@ -204,7 +205,7 @@ def record_digits_run(
     seed: int = 0,
     lr: float = 1e-3,
     on_checkpoint: CheckpointHook | None = None,
-) -> Path:
+) -> Path | str:
     """Train the digits CNN for ``epochs`` and record a checkpoint after each into ``out_dir``.
 
     The probe set is all 1,797 images (with uint8 thumbnails); each checkpoint carries
@@ -329,12 +330,15 @@ def run_demo(
     with torch_threads(threads):
         run_dir = record_digits_run(out_dir, epochs, seed, on_checkpoint=project)
     store = RunStore.open(run_dir)
-    sheet = contact_sheet(
-        frames,
-        store.labels,
-        [store.checkpoint(f.index).predictions for f in frames],
-        run_dir / "contact_sheet.png",
-    )
+    with tempfile.TemporaryDirectory() as scratch:  # the run may be at a URL: render, then store
+        drawn = contact_sheet(
+            frames,
+            store.labels,
+            [store.checkpoint(f.index).predictions for f in frames],
+            Path(scratch) / "contact_sheet.png",
+        )
+        store.files.write_bytes("contact_sheet.png", drawn.read_bytes())
+    sheet = store.files.where("contact_sheet.png")
     say(f"run directory: {run_dir}\ncontact sheet: {sheet}")
     return DemoResult(run_dir, sheet, rows)
 

@@ -45,6 +45,10 @@ class RunDir(abc.ABC):
         """Where ``key`` lives, for messages (a path or a URL)."""
 
     @abc.abstractmethod
+    def where(self, key: str) -> Path | str:
+        """Where ``key`` lives, as a :class:`~pathlib.Path` on disk or else a URL."""
+
+    @abc.abstractmethod
     def exists(self, key: str) -> bool:
         """Whether a file (or a non-empty directory) is stored under ``key``."""
 
@@ -61,8 +65,12 @@ class RunDir(abc.ABC):
         """Write a whole file atomically: readers see the old content or the new, never a part."""
 
     @abc.abstractmethod
-    def create_exclusive(self, key: str, data: bytes) -> bool:
-        """Write ``data`` only if ``key`` does not exist yet; False when another write won."""
+    def create_exclusive(self, key: str, write: Writer) -> bool:
+        """Write a whole file only if ``key`` does not exist yet; False when another write won.
+
+        The check and the publish are one step (a hard link on disk, a conditional PUT on an
+        object store), so of two writers racing for the same key exactly one succeeds.
+        """
 
     @abc.abstractmethod
     def remove(self, key: str) -> None:
@@ -98,6 +106,9 @@ class LocalDir(RunDir):
     def describe(self, key: str) -> str:
         return str(self.path(key))
 
+    def where(self, key: str) -> Path:
+        return self.path(key)
+
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
 
@@ -115,10 +126,10 @@ class LocalDir(RunDir):
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, write)
 
-    def create_exclusive(self, key: str, data: bytes) -> bool:
+    def create_exclusive(self, key: str, write: Writer) -> bool:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = write_temp(path, lambda handle: handle.write(data))
+        tmp = write_temp(path, write)
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -157,6 +168,9 @@ class RemoteDir(RunDir):
     def describe(self, key: str) -> str:
         return f"{self._url}/{key}" if key else self._url
 
+    def where(self, key: str) -> str:
+        return self.describe(key)
+
     def exists(self, key: str) -> bool:
         full = self._full(key)
         self.fs.invalidate_cache(full)
@@ -180,10 +194,12 @@ class RemoteDir(RunDir):
         write(buffer)
         self.fs.pipe_file(self._full(key), buffer.getvalue())
 
-    def create_exclusive(self, key: str, data: bytes) -> bool:
+    def create_exclusive(self, key: str, write: Writer) -> bool:
         full = self._full(key)
+        buffer = io.BytesIO()
+        write(buffer)
         try:
-            self.fs.pipe_file(full, data, mode="create")
+            self.fs.pipe_file(full, buffer.getvalue(), mode="create")
         except FileExistsError:
             return False
         except OSError as exc:  # S3 answers 412 Precondition Failed when the key exists

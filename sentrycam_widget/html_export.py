@@ -20,7 +20,7 @@ from ipywidgets.widgets.widget import _remove_buffers
 from .store import RunStore
 from .widget import _STATIC, SentryCamWidget, bokeh_js, widget_from_store
 
-_SKIP = {"_esm", "_css", "_bokeh_js", "_dom_classes", "layout", "tabbable", "tooltip"}
+_SKIP = {"_esm", "_css", "_bokeh", "_dom_classes", "layout", "tabbable", "tooltip"}
 
 
 def saved_state(widget: SentryCamWidget) -> dict[str, Any]:
@@ -64,7 +64,9 @@ body {{ margin: 16px; }}</style>
 <script type="application/json" id="sentrycam-state">{state}</script>
 <script type="module">
 import {{ renderStandalone }} from "data:text/javascript;base64,{module}";
-const saved = JSON.parse(document.getElementById("sentrycam-state").textContent);
+const holder = document.getElementById("sentrycam-state");
+const saved = JSON.parse(holder.textContent);
+holder.remove();
 window.sentrycamView = await renderStandalone(document.getElementById("sentrycam-root"), saved);
 </script>
 </body>
@@ -82,4 +84,4 @@ def _script_safe(source: str) -> str:
 def export_run_html(run_dir: str | Path, path: str | Path, title: str | None = None) -> Path:
     """The standalone HTML file of a recorded run (``python -m sentrycam_widget export --html``)."""
     store = RunStore.open(run_dir)
-    return export_html(widget_from_store(store), path, title or f"sentrycam run {store.path.name}")
+    return export_html(widget_from_store(store), path, title or f"sentrycam run {store.name}")

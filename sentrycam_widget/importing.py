@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .capture import checkpoint_from_arrays
+from .checks import as_labels
 from .errors import InputError
 from .store import RunStore
 
@@ -90,7 +91,8 @@ def load_import_arrays(source: ImportSource) -> dict[str, np.ndarray]:
         raise InputError(
             f"key 'features' must be [T,N,D] with T>=1, N>=2, D>=1, got {features.shape}"
         )
-    checked = {"features": features, "labels": _labels_key(arrays, n)}
+    labels = as_labels(arrays["labels"], "key 'labels'", n=n, min_classes=2)
+    checked = {"features": features, "labels": labels}
     if "logits" in arrays:
         checked["logits"] = _float_key(arrays, "logits", ndim=3, leading=(t, n))
     checked.update(_head_keys(arrays, t, d, checked.get("logits")))
@@ -138,20 +140,6 @@ def _float_key(
         )
         raise InputError(f"key {key!r} contains {bad} NaN/inf value(s){where}")
     return value
-
-
-def _labels_key(arrays: dict[str, np.ndarray], n: int) -> np.ndarray:
-    labels = arrays["labels"]
-    if labels.dtype.kind not in "iu" or labels.shape != (n,):
-        raise InputError(
-            f"key 'labels' must be integer [N] = [{n}] (N from features), got {labels.dtype} "
-            f"with shape {labels.shape}"
-        )
-    if labels.min() < 0:
-        raise InputError("key 'labels' must hold non-negative class indices")
-    if np.unique(labels).size < 2:
-        raise InputError("key 'labels' has only one class; at least two are needed")
-    return labels.astype(np.int64)
 
 
 def _head_keys(

@@ -133,9 +133,8 @@ def acquire(
         if current is not None and _alive(current):
             raise RunBusyError(_busy_message(directory, method, current))
     generation = generations[-1] + 1 if generations else 0
-    if not directory.create_exclusive(
-        _key(method, generation), _record(holder, ttl, released=False)
-    ):
+    record = _record(holder, ttl, released=False)
+    if not directory.create_exclusive(_key(method, generation), lambda f: f.write(record)):
         winner = _read(directory, method, generation) or {}
         raise RunBusyError(_busy_message(directory, method, winner))
     for old in generations[:-1]:

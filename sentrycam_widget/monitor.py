@@ -11,23 +11,13 @@ that touches the widget. When it has no live work it backfills the skipped
 checkpoints, each method with a fresh projector resumed from the frames before the gap, so
 projectors still see checkpoints in increasing order.
 
-Skipped checkpoints live in the run directory, not in memory: the worker stores each one as it
-announces it and reloads it (one at a time) to backfill, and when more than ``queue_size``
-skipped checkpoints are still waiting in memory the training thread stores the oldest itself.
-So the monitor holds at most ``2 × queue_size`` captured checkpoints however far projection
-falls behind.
-
-Failures (each logged with its traceback and shown in the widget's status line): a method
-whose projection raises stops projecting (its frames so far are kept) while every checkpoint
-goes on being captured and stored, so ``python -m sentrycam_widget project RUN`` can compute
-the missing frames later; a torch head that cannot be stored (``torch.export`` fails) is
-dropped from the stored checkpoints, which keep features, logits and scalars; an ``on_alert``
-callback that raises is logged and recording goes on. Only a checkpoint that cannot be written
-at all (a full disk, a read-only directory) stops the worker. ``close()`` drains everything and
-raises :class:`WorkerError` naming every failure.
-
-Threading details (one torch thread, nice +10, a 0.5 ms GIL switch interval): see
-:mod:`sentrycam_widget.monitor_threads`.
+Failures are logged with their traceback and shown in the widget: a method whose projection
+raises stops (its frames are kept) while every checkpoint is still captured and stored, for
+``python -m sentrycam_widget project RUN`` later; a torch head that ``torch.export`` cannot
+store is left out of the stored checkpoints; a raising ``on_alert`` is logged and recording
+goes on. Only a checkpoint that cannot be written at all stops the worker. ``close()`` drains
+everything and raises :class:`WorkerError` naming every failure. Skipped checkpoints wait in
+the run directory, and the threading settings: :mod:`sentrycam_widget.monitor_threads`.
 """
 
 from __future__ import annotations
@@ -39,7 +29,6 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,7 +53,7 @@ from .projection import graph
 from .projection.base import Projector, make_projector
 from .records import Alert, Checkpoint, Frame, TorchHead
 from .store import RunStore
-from .viewer import RunViewer
+from .viewer import RunViewer, WidgetView
 from .widget import SentryCamWidget, add_stored
 
 log = logging.getLogger("sentrycam_widget")
@@ -72,7 +61,7 @@ log = logging.getLogger("sentrycam_widget")
 AlertCallback = Callable[[Alert], None]
 
 
-class Monitor:
+class Monitor(WidgetView):
     """Watch a model learn: ``mon = Monitor(model, probe=(x, y)); mon; mon.checkpoint(epoch)``.
 
     ``methods`` are projection methods (``available_methods()``); ``run_dir`` is where the run is
@@ -129,7 +118,7 @@ class Monitor:
         if resume and run_dir is None:
             raise InputError("resume=True needs the run_dir of the run to continue")
         self.store = RunStore.create(
-            default_run_dir() if run_dir is None else Path(run_dir),
+            default_run_dir() if run_dir is None else run_dir,
             probe_set.labels,
             class_names=class_names,
             layer=self._recorder.layer_name,
@@ -255,26 +244,6 @@ class Monitor:
         self.close()
 
     # ------------------------------------------------------------------ viewing
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        if self.widget is None:
-            return {"text/plain": f"record-only sentrycam monitor writing to {self.store.path}"}
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def save_html(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
-        """Write one self-contained offline HTML file with every frame sent so far."""
-        from .html_export import export_html
-
-        if self.widget is None:
-            raise InputError("a record-only monitor (methods=()) has no widget to save")
-        return export_html(self.widget, path, title or f"sentrycam run {self.store.path.name}")
-
-    @property
-    def selection(self) -> np.ndarray:
-        """Probe indices selected in the widget (lasso, box or click), sorted int64 [k]."""
-        if self.widget is None:
-            raise InputError("a record-only monitor (methods=()) has no widget to select in")
-        return self.widget.selected
-
     @staticmethod
     def open(
         run_dir: str | os.PathLike[str],
@@ -387,7 +356,7 @@ class Monitor:
                 self.widget.add_checkpoint(checkpoint, self._status())
             if index != upto.index:
                 for method in list(self._active):
-                    self._guarded(method, checkpoint, self._hold_gap_alerts, checkpoint)
+                    self._guarded(method, checkpoint.index, self._hold_gap_alerts, checkpoint)
         self._announced = upto.index
 
     def _hold_gap_alerts(self, method: str, checkpoint: Checkpoint) -> None:
@@ -406,7 +375,7 @@ class Monitor:
                 )
         self._announce(checkpoint)
         for method in list(self._active):
-            self._guarded(method, checkpoint, self._project_latest, checkpoint)
+            self._guarded(method, checkpoint.index, self._project_latest, checkpoint)
         self._last_live = checkpoint.index
 
     def _project_latest(self, method: str, checkpoint: Checkpoint) -> None:
@@ -425,15 +394,12 @@ class Monitor:
         for index in gap:  # reloaded one at a time: skipped checkpoints live on disk
             self._project(projector, self.store.checkpoint(index), live=False)
 
-    def _guarded(
-        self, method: str, where: Checkpoint | int, work: Callable[..., None], *args: Any
-    ) -> None:
+    def _guarded(self, method: str, index: int, work: Callable[..., None], *args: Any) -> None:
         """Run one method's ``work``; if it raises, log it, show it and stop that method only
         (checkpoints go on being stored, its frames so far are kept)."""
         try:
             work(method, *args)
         except Exception as exc:
-            index = where.index if isinstance(where, Checkpoint) else where
             message = f"{method} at checkpoint {index}: {type(exc).__name__}: {exc}"
             self._failures.append((message, exc))
             self._active.remove(method)

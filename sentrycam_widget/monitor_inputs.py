@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import InputError
 from .probe import ProbeSet, images_from_inputs
-from .projection.base import available_methods
+from .projection.base import require_method
 
 _MAX_THUMBNAIL_BYTES = 16 * 1024 * 1024
 
@@ -22,11 +22,8 @@ def check_methods(methods: Iterable[str]) -> list[str]:
     if isinstance(methods, str):
         methods = [methods]
     chosen = list(dict.fromkeys(methods))
-    unknown = [m for m in chosen if m not in available_methods()]
-    if unknown:
-        raise InputError(
-            f"unknown projection method(s) {unknown}; available: {', '.join(available_methods())}"
-        )
+    for method in chosen:
+        require_method(method)
     return chosen
 
 

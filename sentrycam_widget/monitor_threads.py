@@ -1,5 +1,11 @@
 """The monitor's thread plumbing: its bounded checkpoint queue, GIL switch interval and priority.
 
+Skipped checkpoints live in the run directory, not in memory: the worker stores each one as it
+announces it and reloads it (one at a time) to backfill, and when more than ``queue_size``
+skipped checkpoints still wait in memory, :meth:`CheckpointQueue.put` hands the oldest back for
+the training thread to store. So a monitor holds at most ``2 × queue_size`` captured
+checkpoints however far projection falls behind.
+
 Threading (see benchmarks/widget_training_slowdown.py): the worker limits its own torch
 intra-op threads to ``worker_threads`` (default 1: two OpenMP teams on two cores spin-wait on
 each other) and lowers its own scheduling priority with ``worker_nice`` (Linux per-thread nice

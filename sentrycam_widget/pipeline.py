@@ -33,11 +33,12 @@ def project_checkpoint(
 
     ``frame.timings["total"]`` is the projector's wall time and ``frame.timings["metrics"]``
     the scoring time. ``annotate`` runs just before the frame is stored (e.g. to attach
-    alerts). The projector state is saved only when this frame is the method's latest, so the
-    saved state always belongs to the newest stored frame. ``threads`` caps torch's intra-op
-    threads while projecting (``None`` leaves them): the projector's small matrices gain little
-    from more threads, and on busy cores OpenMP teams spin-wait on each other (measured 13 s
-    with 1 thread against 172 s with 2 for the README's example on a loaded 2-core machine).
+    alerts). The projector state is saved only when this frame is the method's latest, just
+    before the frame, so the run always holds the state of its newest stored frame.
+    ``threads`` caps torch's intra-op threads while projecting (``None`` leaves them): the
+    projector's small matrices gain little from more threads, and on busy cores OpenMP teams
+    spin-wait on each other (measured 13 s with 1 thread against 172 s with 2 for the README's
+    example on a loaded 2-core machine).
     """
     with torch_threads(threads):
         return _project_and_keep(projector, checkpoint, store, metrics, annotate)
@@ -83,9 +84,14 @@ def _project_and_keep(
     if annotate is not None:
         annotate(frame)
     if store is not None:
-        store.append_frame(frame)
-        if frame.index == max(store.frame_indices(frame.method)):
+        # The state goes first, the frame commits it, older states go last: killed at any
+        # point, the run keeps the state that belongs to its newest frame (exact resume).
+        latest = frame.index > max(store.frame_indices(frame.method), default=-1)
+        if latest:
             store.save_projector_state(frame.method, frame.index, projector.state_dict())
+        store.append_frame(frame)
+        if latest:
+            store.prune_projector_states(frame.method, keep=frame.index)
     return frame
 
 
@@ -200,13 +206,11 @@ def resumed_projector(store: RunStore, method: str, before: int, **options: Any)
 
 def _state_for(store: RunStore, method: str, index: int) -> dict[str, Any] | None:
     try:
-        saved = store.load_projector_state(method)
+        saved = store.load_projector_state(method, index)
     except RunFormatError as exc:
         warnings.warn(f"ignoring projector state: {exc}", DamagedEntryWarning, stacklevel=3)
         return None
-    if saved is None or saved[0] != index:
-        return None
-    return saved[1]
+    return None if saved is None else saved[1]
 
 
 def readable_checkpoint(store: RunStore, index: int) -> Checkpoint | None:

@@ -1,7 +1,7 @@
 """The probe set: the fixed samples fed through the model at every checkpoint, and their thumbnails.
 
 Built from ``(inputs, labels)`` tensors/arrays or a DataLoader (read once, so every checkpoint
-sees the same samples in the same order); labels are checked here, thumbnails made here.
+sees the same samples in the same order); thumbnails are made here.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
+from .checks import as_labels, check_thumbnails
 from .errors import InputError
 
 
@@ -32,7 +33,7 @@ class ProbeSet:
     def __post_init__(self) -> None:
         if not isinstance(self.inputs, torch.Tensor):
             raise InputError(f"probe inputs must be a tensor, got {type(self.inputs).__name__}")
-        self.labels = as_label_array(self.labels)
+        self.labels = as_labels(self.labels)
         n = int(self.labels.shape[0])
         if self.inputs.ndim < 1 or self.inputs.shape[0] != n:
             raise InputError(
@@ -41,11 +42,7 @@ class ProbeSet:
             )
         if n < 2:
             raise InputError(f"the probe set needs at least 2 samples, got {n}")
-        if np.unique(self.labels).size < 2:
-            raise InputError(
-                "the probe set has only one class; SentryCam needs at least two classes to "
-                "draw decision regions and class geometry"
-            )
+        as_labels(self.labels, "the probe labels", min_classes=2)
         if self.inputs.is_floating_point() and not bool(torch.isfinite(self.inputs).all()):
             bad = int((~torch.isfinite(self.inputs)).sum())
             raise InputError(f"probe inputs contain {bad} NaN/inf value(s)")
@@ -118,7 +115,7 @@ def _read_loader(loader: torch.utils.data.DataLoader[Any]) -> tuple[torch.Tensor
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise InputError("the probe DataLoader must yield (inputs, labels) batches")
         xs.append(_as_input_tensor(batch[0]))
-        ys.append(as_label_array(batch[1]))
+        ys.append(as_labels(batch[1]))
     if not xs:
         raise InputError("the probe DataLoader yielded no batches")
     return torch.cat(xs), np.concatenate(ys)
@@ -137,28 +134,8 @@ def _as_input_tensor(x: Any) -> torch.Tensor:
     return tensor
 
 
-def as_label_array(labels: Any) -> np.ndarray:
-    """Integer class indices [N] as int64 (integral floats accepted); InputError otherwise."""
-    if isinstance(labels, torch.Tensor):
-        labels = labels.detach().cpu().numpy()
-    array = np.asarray(labels)
-    if array.ndim != 1:
-        raise InputError(f"labels must be 1-D [N], got shape {array.shape}")
-    if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
-        array = array.astype(np.int64)
-    if array.dtype.kind not in "iu":
-        raise InputError(f"labels must be integer class indices, got dtype {array.dtype}")
-    if array.size and array.min() < 0:
-        raise InputError("labels must be non-negative class indices")
-    return array.astype(np.int64, copy=False)
-
-
 def _as_thumbnails(images: Any, n: int) -> np.ndarray:
     array = np.asarray(images)
     if array.dtype != np.uint8:
         array = images_from_inputs(array)
-    if array.shape[0] != n or not (array.ndim == 3 or (array.ndim == 4 and array.shape[-1] == 3)):
-        raise InputError(
-            f"images must be uint8 [N, h, w] or [N, h, w, 3] with N = {n}, got {array.shape}"
-        )
-    return np.ascontiguousarray(array)
+    return check_thumbnails(array, n)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .checks import as_labels
 from .errors import InputError, RunFormatError
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ class Checkpoint:
 
     def __post_init__(self) -> None:
         self.features = np.ascontiguousarray(self.features, dtype=np.float32)
-        self.labels = np.ascontiguousarray(self.labels).astype(np.int64, copy=False)
+        self.labels = as_labels(self.labels)
         self._check_linear_head()
         if self.logits is None and self.head is not None:
             self.logits = np.asarray(self.head(self.features), dtype=np.float32)
@@ -156,15 +157,7 @@ class Checkpoint:
             )
         require_finite(f"features of checkpoint {self.index} (epoch {self.epoch})", self.features)
         n = self.features.shape[0]
-        if self.labels.shape != (n,):
-            raise InputError(f"labels must be [N] = [{n}], got shape {self.labels.shape}")
-        if self.labels.min() < 0:
-            raise InputError("labels must be non-negative class indices")
-        if np.unique(self.labels).size < 2:
-            raise InputError(
-                "the probe set has only one class; SentryCam needs at least two classes to "
-                "draw decision regions and class geometry"
-            )
+        as_labels(self.labels, n=n, min_classes=2)
         if self.logits is not None:
             if self.logits.ndim != 2 or self.logits.shape[0] != n:
                 raise InputError(

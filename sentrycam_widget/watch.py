@@ -74,6 +74,7 @@ def watch(
     *,
     until_idle: float | None = None,
     wait: bool = False,
+    max_runs: int | None = None,
     poll: float = 1.0,
     lease_ttl: float = DEFAULT_TTL,
     threads: int | None = 1,
@@ -96,6 +97,9 @@ def watch(
     wait
         When another watcher holds a run's lease, wait for it to end (or expire) instead of
         failing with :class:`~sentrycam_widget.lease.RunBusyError`.
+    max_runs
+        Hold at most this many runs at once (None: all). Watchers on several machines given the
+        same glob then share a sweep through the leases, each taking runs nobody holds.
     poll
         Seconds between looks at the runs when there was nothing to project.
     lease_ttl
@@ -123,6 +127,8 @@ def watch(
         raise InputError(f"until_idle must be >= 0 seconds, got {until_idle}")
     if poll <= 0 or lease_ttl <= 0:
         raise InputError("poll and lease_ttl must be positive seconds")
+    if max_runs is not None and max_runs < 1:
+        raise InputError(f"max_runs must be >= 1, got {max_runs}")
     followers: dict[str, _Follower] = {}
     written: dict[str, int] = {}
     told: set[tuple[str, str]] = set()
@@ -140,6 +146,8 @@ def watch(
             for location in _locations(sources):
                 follower = followers.get(location)
                 if follower is None:
+                    if max_runs is not None and len(followers) >= max_runs:
+                        continue
                     follower = _follow(location, method, lease_ttl, busy, tell, wait)
                     if follower is None:
                         continue

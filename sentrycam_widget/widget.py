@@ -22,6 +22,7 @@ monitor's worker) may call :meth:`SentryCamWidget.add_checkpoint` / ``add_frame`
 from __future__ import annotations
 
 import json
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ import ipywidgets
 import numpy as np
 import traitlets
 
+from ._jsonio import jsonable
+from .checks import as_labels, check_thumbnails
 from .errors import InputError
 from .records import Checkpoint, Frame
 from .render import palette
@@ -58,6 +61,30 @@ class _Payload(ipywidgets.Widget):
     """A child model holding one checkpoint's or one frame's data (base ``WidgetModel``)."""
 
     data = traitlets.Dict().tag(sync=True)
+
+
+class _BokehSource(ipywidgets.Widget):
+    """BokehJS's source as one model per kernel, referenced by every widget: a page (and a saved
+    notebook) receives the 1.3 MB once however many widgets it shows."""
+
+    source = traitlets.Unicode().tag(sync=True)
+
+
+_shared: dict[str, _BokehSource] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_bokeh() -> _BokehSource:
+    """The kernel's one BokehJS model (made again if it was closed)."""
+    with _shared_lock:
+        model = _shared.get("bokeh")
+        if model is None or model.comm is None:
+            model = _shared["bokeh"] = _BokehSource(source=bokeh_js())
+        return model
+
+
+def _ref_to_json(child: ipywidgets.Widget | None, _widget: Any) -> str | None:
+    return None if child is None else f"{_REF_PREFIX}{child.model_id}"
 
 
 @cache
@@ -122,7 +149,7 @@ class SentryCamWidget(anywidget.AnyWidget):
 
     _esm = _STATIC / "widget.js"
     _css = _STATIC / "widget.css"
-    _bokeh_js = traitlets.Unicode("").tag(sync=True)
+    _bokeh = traitlets.Instance(_BokehSource, allow_none=True).tag(sync=True, to_json=_ref_to_json)
     _bokeh_version = traitlets.Unicode(bokeh.__version__).tag(sync=True)
     _plot = traitlets.Unicode().tag(sync=True)
     probe = traitlets.Dict().tag(sync=True)
@@ -144,14 +171,14 @@ class SentryCamWidget(anywidget.AnyWidget):
         embed_bokeh: bool = True,
     ) -> None:
         """``methods`` maps each method name to whether it has an inverse (a background)."""
-        labels = np.asarray(labels)
-        if labels.ndim != 1 or labels.size < 2:
+        labels = as_labels(labels)
+        if labels.size < 2:
             raise InputError(f"labels must be [N] with N >= 2, got shape {labels.shape}")
         if not methods:
             raise InputError("the widget needs at least one projection method")
         n_classes = int(labels.max()) + 1
         super().__init__(
-            _bokeh_js=bokeh_js() if embed_bokeh else "",
+            _bokeh=shared_bokeh() if embed_bokeh else None,
             _plot=_plot_item(),
             probe=_probe_payload(labels, n_classes, class_names, thumbnails),
             methods=list(methods),
@@ -219,12 +246,7 @@ def _probe_payload(
         "thumbnails": None,
     }
     if thumbnails is not None:
-        thumbs = np.asarray(thumbnails)
-        if thumbs.dtype != np.uint8 or thumbs.shape[0] != labels.size or thumbs.ndim not in (3, 4):
-            raise InputError(
-                f"thumbnails must be uint8 [N, h, w] or [N, h, w, 3] with N = {labels.size}, got "
-                f"{thumbs.dtype} {thumbs.shape}"
-            )
+        thumbs = check_thumbnails(thumbnails, labels.size, "thumbnails")
         payload["thumbnails"] = _array(thumbs, "uint8")
     return payload
 
@@ -271,7 +293,7 @@ def frame_payload(frame: Frame) -> dict[str, Any]:
         "missing": int((~finite).sum()),
         "background": None,
         "metrics": {k: finite_or_none(v) for k, v in frame.metrics.items()},
-        "alerts": [_jsonable(a) for a in frame.alerts],
+        "alerts": [jsonable(a) for a in frame.alerts],
     }
     bg = frame.background
     if bg is not None and np.isfinite(np.asarray(bg.extent, dtype=np.float64)).all():
@@ -288,19 +310,6 @@ def finite_or_none(value: Any) -> float | None:
     """``float(value)``, or ``None`` for NaN/±inf (JSON has no spelling for them)."""
     number = float(value)
     return number if np.isfinite(number) else None
-
-
-def _jsonable(value: Any) -> Any:
-    """Alert records as plain JSON (numpy scalars to Python numbers, NaN/inf to ``None``)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return finite_or_none(value)
-    return value
 
 
 def widget_from_store(store: RunStore) -> SentryCamWidget:

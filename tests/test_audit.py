@@ -7,7 +7,6 @@ import logging
 
 import numpy as np
 import pytest
-import torch
 
 from sentrycam_widget import demo
 from sentrycam_widget.alerts import SIGNALS
@@ -24,14 +23,12 @@ N_PROBE = 300
 
 
 @pytest.fixture(scope="module")
-def recorded_run(tmp_path_factory):
+def recorded_run(tmp_path_factory, one_torch_thread):
     """A real digits CNN, 13 epochs, the LR raised 100x from epoch 11 on; SentryCam frames."""
     data = demo.digits_data(0)
     model = demo.make_model(0, demo.DigitsCNN)
     optimizer = demo.make_optimizer(model)
     probe = ProbeSet(data.x_probe[:N_PROBE], data.y_probe[:N_PROBE].numpy())
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is fastest, and fair to the other tests
     recorder = Recorder(model, probe)
     store = RunStore.create(tmp_path_factory.mktemp("audit") / "run", probe.labels)
     projector = make_projector("sentrycam", seed=0, cold_steps=150, warm_steps=40)
@@ -43,7 +40,6 @@ def recorded_run(tmp_path_factory):
         checkpoint = recorder.capture(index=epoch - 1, epoch=epoch, scalars={"val_loss": val_loss})
         store.append_checkpoint(checkpoint)
         project_checkpoint(projector, checkpoint, store, metrics=False)
-    torch.set_num_threads(threads)
     return store.path
 
 

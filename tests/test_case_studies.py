@@ -9,6 +9,7 @@ import pytest
 
 from sentrycam_widget.benchmarking import case_studies as cs
 from sentrycam_widget.plots import SIGNAL_LABELS
+from sentrycam_widget.records import Alert
 
 QUICK_INSTABILITY = cs.InstabilitySettings(
     epochs=13, change_epoch=11, jumps=(1.0, 100.0), ramp=None, method=None
@@ -125,7 +126,7 @@ def test_leads_count_only_alarms_from_the_change_on():
     from sentrycam_widget.alerts import first_firing
 
     def alert(signal, checkpoint):
-        return {"signal": signal, "checkpoint": checkpoint}
+        return Alert(checkpoint, checkpoint + 1, signal, "robust", 1.0, 0.5, None, "").to_dict()
 
     alerts = [
         alert("inter_class_distance_2d", 5),

@@ -19,14 +19,7 @@ from sentrycam_widget.demo import (
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.store import RunStore
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Training on one thread: on a busy 2-core machine two OpenMP threads spin-wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_digits_split_is_stratified_and_probe_is_every_image():

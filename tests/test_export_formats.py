@@ -14,7 +14,7 @@ from sentrycam_widget.cli import main
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.export_parquet import export_parquet
 from sentrycam_widget.export_tensorboard import export_tensorboard
-from sentrycam_widget.records import Frame
+from sentrycam_widget.records import Checkpoint, Frame
 from sentrycam_widget.store import RunStore
 
 pq = pytest.importorskip("pyarrow.parquet")
@@ -181,3 +181,16 @@ def test_tensorboard_sprite_is_scaled_down_to_the_projector_limit(tmp_path, monk
     width, height = config["embeddings"][0]["sprite"]["singleImageDim"]
     sprite = Image.open(io.BytesIO(get("/sprite_image", run=".", name="sentrycam/000000 epoch 0")))
     assert max(sprite.size) <= 12 and sprite.size == (6 * width, 5 * height)
+
+
+def test_parquet_has_a_step_column_when_the_run_records_steps(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = np.arange(N) % 3
+    store = RunStore.create(tmp_path / "run", labels, n_features=D)
+    for i in range(2):
+        features = rng.normal(size=(N, D)).astype(np.float32)
+        store.append_checkpoint(Checkpoint(i, i, features, labels, step=500 * (i + 1)))
+        store.append_frame(_frame("umap", i, with_inverse=False))
+    table = pq.read_table(export_parquet(store, "umap", tmp_path / "steps.parquet"))
+    assert table.column_names[:3] == ["checkpoint", "epoch", "step"]
+    assert table.column("step").to_pylist() == [500] * N + [1000] * N

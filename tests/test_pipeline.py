@@ -8,6 +8,13 @@ SentryCam engine.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -198,6 +205,7 @@ def test_project_run_backfills_holes_without_disturbing_later_frames(tmp_path):
 def test_stale_state_is_not_used_for_resume(tmp_path):
     store = recorded_run(tmp_path / "run", n=3)
     project_run(store, "pca-plumbing", metrics=False)
+    (store.path / "frames" / "pca-plumbing" / "000002.state.pt").unlink()
     store.save_projector_state("pca-plumbing", 1, {"components": None, "updates_since_start": 99})
     for checkpoint in drifting_checkpoints()[3:]:
         store.append_checkpoint(checkpoint)
@@ -273,3 +281,45 @@ def test_sentrycam_engine_resumes_to_the_same_frames(tmp_path):
         np.testing.assert_array_equal(stored.embedding, frame.embedding)
         np.testing.assert_array_equal(stored.background.classes, frame.background.classes)
     assert reopened.load_projector_state("sentrycam")[0] == 2
+
+
+_FAST_SENTRYCAM = {"cold_steps": 60, "warm_steps": 20, "resolution": 20}
+_PROJECT = textwrap.dedent(
+    f"""
+    import sys
+    from sentrycam_widget.pipeline import project_run
+    from sentrycam_widget.store import RunStore
+
+    project_run(RunStore.open(sys.argv[1]), "sentrycam", metrics=False, **{_FAST_SENTRYCAM!r})
+    """
+)
+
+
+@pytest.mark.parametrize("killed_at", [1, 3])
+def test_project_killed_by_sigkill_resumes_to_the_uninterrupted_frames(tmp_path, killed_at):
+    """kill -9 as soon as frame ``killed_at`` is visible (its projector state is written just
+    around then); the resumed run's frames equal an uninterrupted run's, bit for bit."""
+    reference = recorded_run(tmp_path / "reference")
+    expected = project_run(reference, "sentrycam", metrics=False, **_FAST_SENTRYCAM)
+    run = recorded_run(tmp_path / "run").path
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(
+        [sys.executable, "-c", _PROJECT, str(run)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    target = run / "frames" / "sentrycam" / f"{killed_at:06d}.npz"
+    deadline = time.monotonic() + 300
+    while not target.exists():
+        assert process.poll() is None, "the projecting process ended before the kill"
+        assert time.monotonic() < deadline
+        time.sleep(0.0002)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    resumed = RunStore.open(run)
+    assert resumed.frame_indices("sentrycam")[: killed_at + 1] == list(range(killed_at + 1))
+    project_run(resumed, "sentrycam", metrics=False, **_FAST_SENTRYCAM)
+    for frame in expected:
+        np.testing.assert_array_equal(
+            resumed.frame("sentrycam", frame.index).embedding, frame.embedding
+        )

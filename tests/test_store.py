@@ -287,9 +287,94 @@ def test_projector_state_roundtrip_keeps_arrays_tensors_and_module_state(tmp_pat
         assert torch.equal(a, b)
     with pytest.raises(InputError, match=r"state\['bad'\]"):
         store.save_projector_state("sentrycam", 3, {"bad": object()})
-    (tmp_path / "run" / "frames" / "sentrycam" / "state.pt").write_bytes(b"garbage")
-    with pytest.raises(RunFormatError, match=r"state\.pt"):
+    (tmp_path / "run" / "frames" / "sentrycam" / "000002.state.pt").write_bytes(b"garbage")
+    with pytest.raises(RunFormatError, match=r"000002\.state\.pt"):
         store.load_projector_state("sentrycam")
+
+
+def test_states_are_kept_per_index_and_pruned_once_the_next_frame_is_stored(tmp_path):
+    store = make_run(tmp_path / "run")
+    store.save_projector_state("sentrycam", 1, {"step": 1})
+    store.save_projector_state("sentrycam", 2, {"step": 2})
+    assert store.load_projector_state("sentrycam") == (2, {"step": 2})
+    assert store.load_projector_state("sentrycam", 1) == (1, {"step": 1})
+    assert store.load_projector_state("sentrycam", 0) is None
+    store.prune_projector_states("sentrycam", keep=2)
+    assert store.load_projector_state("sentrycam", 1) is None
+    assert store.load_projector_state("sentrycam", 2) == (2, {"step": 2})
+
+
+def test_a_damaged_labels_file_is_named_once_not_blamed_on_every_checkpoint(tmp_path):
+    make_run(tmp_path / "run")
+    (tmp_path / "run" / "labels.npy").write_bytes(b"\x93NUMPY truncated")
+    store = RunStore.open(tmp_path / "run")
+    with pytest.raises(RunFormatError, match=r"labels\.npy"):
+        list(store.checkpoints())
+    assert store.damaged == []
+
+
+_RACER = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from sentrycam_widget.errors import InputError
+    from sentrycam_widget.records import Checkpoint
+    from sentrycam_widget.store import RunStore
+
+    store = RunStore.open(sys.argv[1])
+    me, start = int(sys.argv[2]), float(sys.argv[3])
+    labels = np.arange(2000) % 3
+    entries = [
+        Checkpoint(i, 100 * me + i, np.full((2000, 64), me, np.float32), labels)
+        for i in range(int(sys.argv[4]))
+    ]
+    while time.time() < start:
+        pass
+    for checkpoint in entries:
+        try:
+            store.append_checkpoint(checkpoint)
+            print(checkpoint.index, "stored", flush=True)
+        except InputError as exc:
+            assert "already stored" in str(exc), exc
+            print(checkpoint.index, "refused", flush=True)
+    """
+)
+
+
+def test_two_processes_racing_for_the_same_entries_store_each_exactly_once(tmp_path):
+    """Append-only under races: the check and the publish are one create-exclusive step."""
+    run, rounds = tmp_path / "run", 25
+    RunStore.create(run, np.arange(2000) % 3, n_features=64)
+    root = Path(__file__).resolve().parents[1]
+    start = f"{time.time() + 3.0:.3f}"  # both processes begin appending at the same instant
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, str(run), str(me), start, str(rounds)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+        )
+        for me in (1, 2)
+    ]
+    outcomes = []
+    for racer in racers:
+        out, _ = racer.communicate(timeout=120)
+        assert racer.returncode == 0
+        outcomes.append(dict(line.split() for line in out.splitlines()))
+    store = RunStore.open(run)
+    assert store.checkpoint_indices() == list(range(rounds))
+    for index in range(rounds):
+        winners = [
+            me
+            for me, outcome in zip((1, 2), outcomes, strict=True)
+            if outcome[str(index)] == "stored"
+        ]
+        assert len(winners) == 1, f"entry {index} stored by {winners}"
+        stored = store.checkpoint(index)  # the entry on disk is the winner's, whole
+        assert stored.epoch == 100 * winners[0] + index
+        assert (stored.features == winners[0]).all()
+    assert not [n for n in os.listdir(run / "checkpoints") if n.endswith(".tmp")]
 
 
 def test_n_features_fixed_by_first_checkpoint_and_seen_by_open_readers(tmp_path):
@@ -370,7 +455,10 @@ def test_process_killed_mid_write_loses_at_most_the_entry_in_flight(tmp_path):
     proc.wait()
     proc.stdout.close()
 
+    assert any(name.endswith(".tmp") for name in os.listdir(run / "checkpoints"))
     store = RunStore.open(run)
+    # the killed writer's temp file is removed when the run is opened
+    assert not [name for name in os.listdir(run / "checkpoints") if name.endswith(".tmp")]
     indices = store.checkpoint_indices()
     assert indices == list(range(len(indices)))  # no holes
     assert len(indices) >= acknowledged + 1  # everything acknowledged survived

@@ -304,3 +304,33 @@ def test_monitor_open_follow_shows_frames_as_they_land(tmp_path):
     finally:
         viewer.stop()
     assert viewer.widget.status["closed"] and not viewer.feed.following
+
+
+def test_watchers_with_max_runs_share_a_sweep_without_overlap(tmp_path):
+    for name in "abcd":
+        recorded_run(tmp_path / f"sweep-{name}", n=2)
+    barrier = threading.Barrier(2)
+    results: list[dict[str, int]] = []
+
+    def watcher() -> None:
+        barrier.wait()
+        results.append(
+            watch(
+                [str(tmp_path / "sweep-*")],
+                METHOD,
+                max_runs=2,
+                until_idle=5,
+                poll=0.05,
+                say=lambda _: None,
+            )
+        )
+
+    threads = [threading.Thread(target=watcher) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    first, second = (set(r) for r in results)
+    assert len(first) == len(second) == 2 and not first & second
+    assert first | second == {str(tmp_path / f"sweep-{name}") for name in "abcd"}
+    assert all(n == 2 for r in results for n in r.values())

@@ -6,7 +6,12 @@ import { staticModel } from "./standalone.js";
 import { createView } from "./view.js";
 
 async function mount({ model, el, host }) {
-  const Bokeh = await ensureBokeh(model.get("_bokeh_js"), model.get("_bokeh_version"));
+  // BokehJS travels once per kernel in a shared child model; fetched only if not on the page yet
+  const source = async () => {
+    const ref = model.get("_bokeh");
+    return ref ? (await host.getModel(ref)).get("source") : "";
+  };
+  const Bokeh = await ensureBokeh(source, model.get("_bokeh_version"));
   const view = await createView({
     model,
     el,

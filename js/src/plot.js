@@ -1,4 +1,4 @@
-// The BokehJS side: load BokehJS once per page from the copy the widget carries (no CDN), embed
+// The BokehJS side: load BokehJS once per page from the kernel's shared copy (no CDN), embed
 // the figure Python built, and expose the few operations the view needs. The view talks only to
 // this small interface, so unit tests substitute a recording fake for it.
 //
@@ -10,15 +10,15 @@ import { rasterizePoints } from "./data.js";
 
 const LOADING = Symbol.for("sentrycam_widget.bokeh_loading");
 
-/** Make `window.Bokeh` (version `version`) available, injecting `source` once per page. */
-export function ensureBokeh(source, version) {
+/** Make `window.Bokeh` (version `version`) available, injecting the source that
+ * `loadSource()` resolves to once per page. */
+export function ensureBokeh(loadSource, version) {
   const g = globalThis;
   if (g.Bokeh?.version === version) return Promise.resolve(g.Bokeh);
   if (g[LOADING]) return g[LOADING];
-  if (!source) {
-    return Promise.reject(new Error(`BokehJS ${version} is not on this page and the widget carries no copy`));
-  }
-  g[LOADING] = new Promise((resolve, reject) => {
+  g[LOADING] = (async () => {
+    const source = await loadSource();
+    if (!source) throw new Error(`BokehJS ${version} is not on this page and the widget carries no copy`);
     // An AMD loader (classic notebook's require.js) would swallow the UMD bundle: hide it.
     const define = g.define;
     g.define = undefined;
@@ -29,8 +29,11 @@ export function ensureBokeh(source, version) {
     } finally {
       g.define = define;
     }
-    if (g.Bokeh?.version === version) resolve(g.Bokeh);
-    else reject(new Error(`loading BokehJS ${version} failed (found ${g.Bokeh?.version ?? "none"})`));
+    if (g.Bokeh?.version === version) return g.Bokeh;
+    throw new Error(`loading BokehJS ${version} failed (found ${g.Bokeh?.version ?? "none"})`);
+  })();
+  g[LOADING].catch(() => {
+    g[LOADING] = null; // a later widget may carry a copy
   });
   return g[LOADING];
 }
@@ -128,8 +131,9 @@ export async function createBokehPlot(container, item, Bokeh) {
     setRanges([x0, x1, y0, y1]) {
       settingRanges = true;
       try {
-        xRange.setv({ start: x0, end: x1 });
-        yRange.setv({ start: y0, end: y1 });
+        // the toolbar's reset goes back to this view
+        xRange.setv({ start: x0, end: x1, reset_start: x0, reset_end: x1 });
+        yRange.setv({ start: y0, end: y1, reset_start: y0, reset_end: y1 });
       } finally {
         settingRanges = false;
       }

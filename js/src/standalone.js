@@ -37,6 +37,7 @@ export function staticModel(saved) {
   const models = new Map();
   for (const [id, entry] of Object.entries(saved.models)) {
     models.set(id, modelOf(restoreBuffers(entry.state, entry.buffers)));
+    entry.buffers = null; // the base64 text is decoded: let it go
   }
   const host = {
     async getModel(ref) {

@@ -148,6 +148,8 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
       overlay.style.display = "";
     } else {
       overlay.style.display = "none";
+      const [x0, x1, y0, y1] = frame.bounds ?? [0, 1, 0, 1];
+      if (x0 === x1 && y0 === y1) notes.push(`all ${frame.x.length - frame.missing} points lie on one spot (collapsed)`);
       if (frame.missing) notes.push(`${frame.missing} point${frame.missing === 1 ? " has" : "s have"} no coordinates (NaN/inf) in this frame`);
       if (state.autoFit) plot.setRanges(frameRanges(frame));
       plot.setBackground(frame.background?.rgba ?? null);

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import check_increasing
 from ..errors import InputError
 from ..metrics import eval_indices
 from ..records import Alert, Checkpoint, Frame
@@ -103,11 +104,7 @@ class AlertEngine:
         return new
 
     def _check_order(self, checkpoint: Checkpoint, frame: Frame | None) -> None:
-        if self.records and checkpoint.index <= self.records[-1]["checkpoint"]:
-            raise InputError(
-                f"checkpoints must arrive in increasing index order; got {checkpoint.index} "
-                f"after {self.records[-1]['checkpoint']}"
-            )
+        check_increasing(checkpoint.index, self.records[-1]["checkpoint"] if self.records else None)
         if self._n_points is not None and checkpoint.n_points != self._n_points:
             raise InputError(
                 f"the probe set changed size ({self._n_points} -> {checkpoint.n_points} points "

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from .._jsonio import json_default
 from ..plots import SIGNAL_LABELS
 from ._environment import RESULTS, environment
 
@@ -25,7 +24,7 @@ def write_results(results: dict[str, dict[str, Any]], out: Path = RESULTS) -> tu
     merged["environment"] = environment()
     for name, result in results.items():
         merged[name] = {key: value for key, value in result.items() if key != "traces"}
-    json_path.write_text(json.dumps(merged, indent=2, default=_jsonable) + "\n")
+    json_path.write_text(json.dumps(merged, indent=2, default=json_default) + "\n")
     md_path.write_text(markdown(merged))
     return json_path, md_path
 
@@ -51,6 +50,10 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
         parts.append(_healthy_md(results["healthy"]))
     if "continual" in results:
         parts.append(_continual_md(results["continual"]))
+    if "early" in results:
+        from .early_alerts import early_md
+
+        parts.append(early_md(results["early"]))
     return "\n".join(parts)
 
 
@@ -171,9 +174,3 @@ def _continual_md(result: dict[str, Any]) -> str:
         + f"\nFirst firing after the switch: {first or 'none'}. Alerts before the switch: "
         f"{', '.join(summary['alerts_before_switch']) or 'none'}.\n"
     )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

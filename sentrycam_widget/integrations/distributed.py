@@ -155,8 +155,11 @@ class DistributedMonitor:
 
     @property
     def run_dir(self) -> str | None:
-        """Rank 0's run directory, absolute (None on other ranks)."""
-        return None if self.monitor is None else str(Path(self.monitor.store.path).resolve())
+        """Rank 0's run directory, absolute, or its URL (None on other ranks)."""
+        if self.monitor is None:
+            return None
+        path = self.monitor.store.path
+        return str(path.resolve()) if isinstance(path, Path) else path
 
     def checkpoint(
         self,

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ..checks import check_increasing
 from ..errors import InputError
 from ..records import Checkpoint, Frame
 from ._training import Stage, resolve_device
@@ -102,11 +103,7 @@ class UMAPProjector(Projector):
         self._last_index = int(indices[-1])
 
     def _check_order(self, checkpoint: Checkpoint) -> None:
-        if self._last_index is not None and checkpoint.index <= self._last_index:
-            raise InputError(
-                f"checkpoints must arrive in increasing index order: got {checkpoint.index} "
-                f"after {self._last_index}"
-            )
+        check_increasing(checkpoint.index, self._last_index)
         if self._previous is not None and self._previous.shape[0] != checkpoint.n_points:
             raise InputError(
                 f"the probe set changed size: checkpoint {checkpoint.index} has "

@@ -7,17 +7,18 @@ reader and writer that uses these helpers.
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from .._jsonio import json_default, read_json
+from .._jsonio import json_default, parse_json
+from ..checks import as_labels
 from ..errors import InputError, RunFormatError
 from ..records import Background
+
+if TYPE_CHECKING:
+    from ..filesystem import RunDir
 
 FORMAT = "sentrycam-run"
 VERSION = 1
@@ -35,59 +36,62 @@ def json_array(value: Any) -> np.ndarray:
     return np.array(json.dumps(value, default=json_default))
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    root = path.parent
-    if not path.exists():
-        what = "does not exist" if not root.exists() else "has no manifest.json"
-        raise RunFormatError(f"{root} is not a sentrycam run: it {what}")
-    manifest = read_json(path, "manifest")
+def read_manifest(files: RunDir) -> dict[str, Any]:
+    """The run's manifest, checked; RunFormatError naming the run if it is not one."""
+    where = files.describe(MANIFEST)
+    try:
+        data = files.read_bytes(MANIFEST)
+    except FileNotFoundError:
+        what = "has no manifest.json" if files.exists("") else "does not exist"
+        raise RunFormatError(f"{files.location} is not a sentrycam run: it {what}") from None
+    except OSError as exc:
+        raise RunFormatError(f"{where}: unreadable manifest ({exc})") from exc
+    manifest = parse_json(data, where, "manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise RunFormatError(f"{path}: not a sentrycam run manifest (format must be {FORMAT!r})")
+        raise RunFormatError(f"{where}: not a sentrycam run manifest (format must be {FORMAT!r})")
     version = manifest.get("version")
     if not isinstance(version, int) or version > VERSION or version < 1:
         raise RunFormatError(
-            f"{path}: run format version {version!r} is not supported; this sentrycam_widget "
+            f"{where}: run format version {version!r} is not supported; this sentrycam_widget "
             f"reads version {VERSION} (a newer version needs a newer sentrycam_widget)"
         )
     missing = [k for k in ("n_points", "n_features", "n_classes") if k not in manifest]
     if missing:
-        raise RunFormatError(f"{path}: manifest lacks {', '.join(missing)}")
+        raise RunFormatError(f"{where}: manifest lacks {', '.join(missing)}")
     return manifest
 
 
-def entry_indices(directory: Path) -> list[int]:
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    return sorted(int(m.group(1)) for m in map(ENTRY.match, names) if m)
+def entry_indices(files: RunDir, directory: str) -> list[int]:
+    """Indices of the complete entries (``<digits>.npz``) directly under ``directory``."""
+    return sorted(int(m.group(1)) for m in map(ENTRY.match, files.list(directory)) if m)
 
 
-def load_npy(path: Path) -> np.ndarray:
+def load_npy(files: RunDir, key: str) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(files.open(key), allow_pickle=False)
     except Exception as exc:
-        raise RunFormatError(f"{path}: damaged or missing file ({exc})") from exc
+        raise RunFormatError(f"{files.describe(key)}: damaged or missing file ({exc})") from exc
 
 
 def load_npz(
-    path: Path, required: tuple[str, ...], only: tuple[str, ...] | None = None
+    files: RunDir, key: str, required: tuple[str, ...], only: tuple[str, ...] | None = None
 ) -> dict[str, np.ndarray]:
+    where = files.describe(key)
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with np.load(files.open(key), allow_pickle=False) as archive:
             names = archive.files if only is None else [n for n in only if n in archive.files]
             arrays = {name: archive[name] for name in names}
     except FileNotFoundError as exc:
-        raise RunFormatError(f"{path}: no such entry") from exc
+        raise RunFormatError(f"{where}: no such entry") from exc
     except Exception as exc:
-        raise RunFormatError(f"{path}: damaged file ({type(exc).__name__}: {exc})") from exc
+        raise RunFormatError(f"{where}: damaged file ({type(exc).__name__}: {exc})") from exc
     missing = [key for key in required if key not in arrays]
     if missing:
-        raise RunFormatError(f"{path}: missing {', '.join(missing)}")
+        raise RunFormatError(f"{where}: missing {', '.join(missing)}")
     return arrays
 
 
-def entry_meta(path: Path, arrays: dict[str, np.ndarray], index: int) -> dict[str, Any]:
+def entry_meta(path: object, arrays: dict[str, np.ndarray], index: int) -> dict[str, Any]:
     try:
         meta = json.loads(str(arrays["meta"]))
     except (json.JSONDecodeError, KeyError) as exc:
@@ -108,7 +112,7 @@ def entry_meta(path: Path, arrays: dict[str, np.ndarray], index: int) -> dict[st
     return meta
 
 
-def background_from(path: Path, arrays: dict[str, np.ndarray]) -> Background | None:
+def background_from(path: object, arrays: dict[str, np.ndarray]) -> Background | None:
     keys = ("bg_classes", "bg_alpha", "bg_extent")
     present = [k for k in keys if k in arrays]
     if not present:
@@ -122,14 +126,11 @@ def background_from(path: Path, arrays: dict[str, np.ndarray]) -> Background | N
 
 
 def labels_array(labels: Any) -> np.ndarray:
-    if isinstance(labels, torch.Tensor):
-        labels = labels.detach().cpu().numpy()
-    array = np.asarray(labels)
-    if array.ndim != 1 or array.shape[0] < 2 or array.dtype.kind not in "iu":
-        raise InputError(f"labels must be integer [N] with N >= 2, got {array.dtype} {array.shape}")
-    if array.min() < 0:
-        raise InputError("labels must be non-negative class indices")
-    return np.ascontiguousarray(array, dtype=np.int64)
+    """The run's probe labels: integer class indices [N] with N >= 2."""
+    array = as_labels(labels)
+    if array.shape[0] < 2:
+        raise InputError(f"labels must be integer [N] with N >= 2, got shape {array.shape}")
+    return array
 
 
 def class_count(labels: np.ndarray, n_classes: int | None, class_names: list[str] | None) -> int:
@@ -141,17 +142,6 @@ def class_count(labels: np.ndarray, n_classes: int | None, class_names: list[str
             raise InputError(f"n_classes = {n_classes} but the labels/class names need {count}")
         count = int(n_classes)
     return count
-
-
-def images_array(images: Any, n: int) -> np.ndarray:
-    array = np.asarray(images)
-    if array.dtype != np.uint8 or array.shape[:1] != (n,) or array.ndim not in (3, 4):
-        raise InputError(
-            f"images must be uint8 [N, h, w] or [N, h, w, 3] with N = {n}, got {array.dtype} {array.shape}"
-        )
-    if array.ndim == 4 and array.shape[-1] != 3:
-        raise InputError(f"colour images must have 3 channels last, got shape {array.shape}")
-    return np.ascontiguousarray(array)
 
 
 def library_version() -> str:

@@ -2,30 +2,40 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from .._atomic_io import atomic_write
+from .._atomic_io import writer_token
 from ..errors import InputError, RunFormatError
 from ..records import Checkpoint, Head, LinearHead, TorchHead
 
+if TYPE_CHECKING:
+    from ..filesystem import RunDir
 
-def write_head(run: Path, checkpoint: Checkpoint, arrays: dict[str, np.ndarray]) -> str:
-    """Put a linear head into ``arrays`` or export a torch head beside the entry; its kind."""
+
+def write_head(
+    files: RunDir, checkpoint: Checkpoint, arrays: dict[str, np.ndarray]
+) -> tuple[str, str | None]:
+    """Put a linear head into ``arrays`` or export a torch head beside the entry.
+
+    Returns the head's kind and, for a torch head, the key written: its name carries this
+    writer's token, so two writers racing for one index never overwrite each other's head (the
+    entry that wins names its own in ``meta.head_file``; the loser removes its file).
+    """
     head = checkpoint.head
     if head is None:
-        return "none"
+        return "none", None
     if isinstance(head, LinearHead):
         arrays["head_W"] = head.weight
         arrays["head_b"] = head.bias
-        return "linear"
+        return "linear", None
     if isinstance(head, TorchHead):
         program = export_head(head, checkpoint.n_features, checkpoint.index)
-        atomic_write(head_path(run, checkpoint.index), lambda f: torch.export.save(program, f))
-        return "torch"
+        key = f"checkpoints/{int(checkpoint.index):06d}.{writer_token()}.head.pt2"
+        files.write(key, lambda f: torch.export.save(program, f))
+        return "torch", key
     raise InputError(
         f"checkpoint {checkpoint.index}: cannot store a head of type {type(head).__name__}; "
         "use LinearHead or TorchHead"
@@ -33,7 +43,7 @@ def write_head(run: Path, checkpoint: Checkpoint, arrays: dict[str, np.ndarray])
 
 
 def read_head(
-    run: Path, path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]
+    files: RunDir, path: object, meta: dict[str, Any], arrays: dict[str, np.ndarray]
 ) -> Head | None:
     """The head stored with the checkpoint entry at ``path`` (None when it has none)."""
     kind = meta.get("head", "none")
@@ -47,18 +57,20 @@ def read_head(
         except InputError as exc:
             raise RunFormatError(f"{path}: {exc}") from exc
     if kind == "torch":
-        program = head_path(run, int(meta["index"]))
+        name = meta.get("head_file")
+        key = head_key(int(meta["index"])) if name is None else f"checkpoints/{name}"
         try:
-            module = torch.export.load(str(program)).module()
+            module = torch.export.load(files.open(key)).module()
         except Exception as exc:
-            raise RunFormatError(f"{program}: cannot load the torch head ({exc})") from exc
+            where = files.describe(key)
+            raise RunFormatError(f"{where}: cannot load the torch head ({exc})") from exc
         return TorchHead(module)
     raise RunFormatError(f"{path}: unknown head kind {kind!r}")
 
 
-def head_path(run: Path, index: int) -> Path:
-    """Where checkpoint ``index``'s exported torch head lives."""
-    return run / "checkpoints" / f"{int(index):06d}.head.pt2"
+def head_key(index: int) -> str:
+    """Where checkpoint ``index``'s torch head lives in runs whose entries lack ``head_file``."""
+    return f"checkpoints/{int(index):06d}.head.pt2"
 
 
 def export_head(head: TorchHead, n_features: int, index: int) -> Any:

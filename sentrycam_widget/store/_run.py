@@ -1,4 +1,9 @@
-"""RunStore: reading and appending to one run directory, atomically, while others read it."""
+"""RunStore: reading and appending to one run directory, atomically, while others read it.
+
+The directory may be local or any fsspec URL: every file goes through a
+:class:`~sentrycam_widget.filesystem.RunDir` (temp file + fsync + rename on disk, one whole
+object per file on object stores), addressed by keys such as ``"checkpoints/000003.npz"``.
+"""
 
 from __future__ import annotations
 
@@ -13,25 +18,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from .._atomic_io import atomic_write
-from .._jsonio import write_json
+from .._jsonio import json_bytes
+from ..checks import check_thumbnails
 from ..errors import InputError, RunFormatError
+from ..filesystem import LocalDir, RunDir, run_dir
 from ..records import Checkpoint, Frame
+from ._checks import check_checkpoint, check_frame, remove_leftovers
 from ._format import (
     CHECKPOINT_KEYS,
     FORMAT,
     FRAME_KEYS,
     MANIFEST,
     METHOD,
-    STATE,
     VERSION,
     background_from,
     class_count,
     entry_indices,
     entry_meta,
-    images_array,
     json_array,
     labels_array,
     library_version,
@@ -40,7 +44,7 @@ from ._format import (
     read_manifest,
 )
 from ._heads import read_head, write_head
-from ._state import decode_state, encode_state
+from ._state import prune_states, read_state, write_state
 
 
 class DamagedEntryWarning(UserWarning):
@@ -51,29 +55,45 @@ class DamagedEntryWarning(UserWarning):
 class DamagedEntry:
     """A file a bulk read skipped, and why."""
 
-    path: Path
+    path: Path | str
     reason: str
 
 
 class RunStore:
     """Read and append to a run directory (implements the ``RunHistory`` protocol).
 
-    Create with :meth:`create`, reopen with :meth:`open`. Writes are atomic; methods are safe
-    to call from one writer thread while other threads (or processes) read.
+    Create with :meth:`create`, reopen with :meth:`open`, each with a local path or an fsspec
+    URL (``s3://bucket/runs/a``, ``memory://...``). Writes are atomic; methods are safe to call
+    from one writer thread while other threads (or processes, or machines) read.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
-        self.path = path
+    def __init__(self, files: RunDir, manifest: dict[str, Any]) -> None:
+        self.files = files
         self._manifest = manifest
         self._lock = threading.Lock()
-        self._damaged: dict[Path, str] = {}
+        self._damaged: dict[str, str] = {}
         self._labels: np.ndarray | None = None
+
+    @property
+    def location(self) -> str:
+        """The run as given: a local path or a URL."""
+        return self.files.location
+
+    @property
+    def path(self) -> Path | str:
+        """The run's local :class:`~pathlib.Path`, or its URL (str) when it is not on disk."""
+        return self.files.where("")
+
+    @property
+    def name(self) -> str:
+        """The run directory's last name (e.g. for titles)."""
+        return self.location.rstrip("/").rsplit("/", 1)[-1]
 
     # ---------------------------------------------------------------- create / open
     @classmethod
     def create(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | RunDir,
         labels: Any,
         *,
         n_features: int | None = None,
@@ -84,31 +104,30 @@ class RunStore:
         images: np.ndarray | None = None,
         exist_ok: bool = False,
     ) -> RunStore:
-        """Start a new run at ``path`` for a probe set with these ``labels``.
+        """Start a new run at ``path`` (a local path or an fsspec URL) for these ``labels``.
 
         ``n_features`` may be left out; the first checkpoint then fixes it. With ``exist_ok``
-        an existing run with the same labels is reopened instead.
+        an existing run with the same labels is reopened instead. The manifest is written
+        last, so a reader never finds a run without its labels.
         """
-        root = Path(path)
+        files = run_dir(path)
         labels = labels_array(labels)
-        if (root / MANIFEST).exists():
+        if files.exists(MANIFEST):
             if not exist_ok:
                 raise InputError(
-                    f"{root} already holds a run; use RunStore.open() or exist_ok=True"
+                    f"{files.location} already holds a run; use RunStore.open() or exist_ok=True"
                 )
-            store = cls.open(root)
+            store = cls.open(files)
             if not np.array_equal(store.labels, labels):
-                raise InputError(f"{root} holds a run with different probe labels")
+                raise InputError(f"{files.location} holds a run with different probe labels")
             return store
-        if root.exists() and any(root.iterdir()):
-            raise InputError(f"{root} exists, is not empty and is not a run directory")
+        if not files.is_empty():
+            raise InputError(f"{files.location} exists, is not empty and is not a run directory")
         n_classes = class_count(labels, n_classes, class_names)
-        images = None if images is None else images_array(images, labels.shape[0])
-        (root / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (root / "frames").mkdir(exist_ok=True)
-        atomic_write(root / "labels.npy", lambda f: np.save(f, labels))
+        images = None if images is None else check_thumbnails(images, labels.shape[0])
+        files.write("labels.npy", lambda f: np.save(f, labels))
         if images is not None:
-            atomic_write(root / "images.npy", lambda f: np.save(f, images))
+            files.write("images.npy", lambda f: np.save(f, images))
         manifest = {
             "format": FORMAT,
             "version": VERSION,
@@ -122,14 +141,20 @@ class RunStore:
             "images": images is not None,
             "writer": library_version(),
         }
-        write_json(root / MANIFEST, manifest)
-        return cls(root, manifest)
+        files.write_bytes(MANIFEST, json_bytes(manifest))
+        return cls(files, manifest)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> RunStore:
-        """Open an existing run (possibly still being written) for reading and appending."""
-        root = Path(path)
-        return cls(root, read_manifest(root / MANIFEST))
+    def open(cls, path: str | os.PathLike[str] | RunDir) -> RunStore:
+        """Open an existing run (possibly still being written), local or at an fsspec URL.
+
+        On disk, temp files and torch-head files of killed writers are removed (where writable).
+        """
+        files = run_dir(path)
+        store = cls(files, read_manifest(files))
+        if isinstance(files, LocalDir):  # object stores have no temp files
+            remove_leftovers(files.root)
+        return store
 
     # ---------------------------------------------------------------- run-level facts
     @property
@@ -164,10 +189,10 @@ class RunStore:
     def labels(self) -> np.ndarray:
         """int64 [N] probe labels (read-only array)."""
         if self._labels is None:
-            labels = load_npy(self.path / "labels.npy")
+            labels = load_npy(self.files, "labels.npy")
             if labels.shape != (self.n_points,) or labels.dtype.kind not in "iu":
                 raise RunFormatError(
-                    f"{self.path / 'labels.npy'}: expected int labels [{self.n_points}], got "
+                    f"{self.files.describe('labels.npy')}: expected int labels [{self.n_points}], got "
                     f"{labels.dtype} {labels.shape}"
                 )
             labels = labels.astype(np.int64)
@@ -180,32 +205,34 @@ class RunStore:
         """uint8 probe thumbnails [N, h, w] or [N, h, w, 3], or None when the run has none."""
         if not self._manifest.get("images"):
             return None
-        images = load_npy(self.path / "images.npy")
+        images = load_npy(self.files, "images.npy")
         if images.dtype != np.uint8 or images.shape[:1] != (self.n_points,):
-            raise RunFormatError(f"{self.path / 'images.npy'}: expected uint8 [N, h, w(, 3)]")
+            where = self.files.describe("images.npy")
+            raise RunFormatError(f"{where}: expected uint8 [N, h, w(, 3)]")
         return images
 
     @property
     def damaged(self) -> list[DamagedEntry]:
         """Files that bulk reads skipped because they could not be read, with the reason."""
         with self._lock:
-            return [DamagedEntry(p, r) for p, r in sorted(self._damaged.items())]
+            return [DamagedEntry(self.files.where(k), r) for k, r in sorted(self._damaged.items())]
 
     # ---------------------------------------------------------------- checkpoints
     def checkpoint_indices(self) -> list[int]:
         """Indices of the complete checkpoint files, ascending."""
-        return entry_indices(self.path / "checkpoints")
+        return entry_indices(self.files, "checkpoints")
 
     def append_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Store one checkpoint (atomically); it must match the run's probe set and layer."""
-        self._check_checkpoint(checkpoint)
-        path = self._checkpoint_path(checkpoint.index)
-        if path.exists():
-            raise InputError(f"checkpoint {checkpoint.index} is already stored at {path}")
+        check_checkpoint(self, checkpoint)
+        key = self._checkpoint_key(checkpoint.index)
+        if self.files.exists(key):
+            where = self.files.describe(key)
+            raise InputError(f"checkpoint {checkpoint.index} is already stored at {where}")
         arrays: dict[str, np.ndarray] = {"features": checkpoint.features}
         if checkpoint.logits is not None:
             arrays["logits"] = checkpoint.logits
-        head_kind = write_head(self.path, checkpoint, arrays)
+        head_kind, head_key = write_head(self.files, checkpoint, arrays)
         meta = {
             "version": VERSION,
             "index": int(checkpoint.index),
@@ -214,14 +241,27 @@ class RunStore:
             "scalars": {k: float(v) for k, v in checkpoint.scalars.items()},
             "head": head_kind,
         }
+        if head_key is not None:
+            meta["head_file"] = head_key.rsplit("/", 1)[-1]
         arrays["meta"] = json_array(meta)
         self._fix_manifest_dims(checkpoint)
-        atomic_write(path, lambda f: np.savez(f, **arrays))
+        try:
+            stored = self.files.create_exclusive(key, lambda f: np.savez(f, **arrays))
+        except BaseException:
+            if head_key is not None:
+                self.files.remove(head_key)
+            raise
+        if not stored:  # another writer stored this index first
+            if head_key is not None:
+                self.files.remove(head_key)
+            where = self.files.describe(key)
+            raise InputError(f"checkpoint {checkpoint.index} is already stored at {where}")
 
     def checkpoint(self, index: int) -> Checkpoint:
         """Load checkpoint ``index``; RunFormatError naming the file if it is missing or damaged."""
-        path = self._checkpoint_path(index)
-        arrays = load_npz(path, CHECKPOINT_KEYS)
+        key = self._checkpoint_key(index)
+        path = self.files.describe(key)
+        arrays = load_npz(self.files, key, CHECKPOINT_KEYS)
         meta = entry_meta(path, arrays, index)
         features = arrays["features"]
         n_features = self.n_features
@@ -231,7 +271,7 @@ class RunStore:
             raise RunFormatError(
                 f"{path}: features have D = {features.shape[1]}, run has {n_features}"
             )
-        head = read_head(self.path, path, meta, arrays)
+        head = read_head(self.files, path, meta, arrays)
         try:
             checkpoint = Checkpoint(
                 index=int(meta["index"]),
@@ -245,14 +285,18 @@ class RunStore:
             )
         except (TypeError, ValueError) as exc:
             raise RunFormatError(f"{path}: {exc}") from exc
-        self._mark_good(path)
+        self._mark_good(key)
         return checkpoint
 
     def checkpoints(self) -> Iterator[Checkpoint]:
-        """Every readable checkpoint in index order; damaged ones are skipped and reported."""
+        """Every readable checkpoint in index order; damaged ones are skipped and reported.
+
+        A damaged run-level file (``labels.npy``) raises RunFormatError naming it instead.
+        """
+        self.labels  # noqa: B018 - read once here, so its damage is not blamed on every entry
         for index in self.checkpoint_indices():
             checkpoint = self._read_or_skip(
-                self._checkpoint_path(index), lambda i=index: self.checkpoint(i)
+                self._checkpoint_key(index), lambda i=index: self.checkpoint(i)
             )
             if checkpoint is not None:
                 yield checkpoint
@@ -265,10 +309,12 @@ class RunStore:
         """
         infos = []
         for index in self.checkpoint_indices():
-            path = self._checkpoint_path(index)
+            key = self._checkpoint_key(index)
             meta = self._read_or_skip(
-                path,
-                lambda p=path, i=index: entry_meta(p, load_npz(p, ("meta",), only=("meta",)), i),
+                key,
+                lambda k=key, i=index: entry_meta(
+                    self.files.describe(k), load_npz(self.files, k, ("meta",), only=("meta",)), i
+                ),
             )
             if meta is not None:
                 infos.append(
@@ -288,14 +334,11 @@ class RunStore:
     # ---------------------------------------------------------------- frames
     def methods(self) -> list[str]:
         """Projection methods with a frames directory, sorted."""
-        root = self.path / "frames"
-        if not root.is_dir():
-            return []
-        return sorted(p.name for p in root.iterdir() if p.is_dir() and METHOD.match(p.name))
+        return sorted(name for name in self.files.list("frames") if METHOD.match(name))
 
     def frame_indices(self, method: str) -> list[int]:
         """Checkpoint indices that have a complete frame of ``method``, ascending."""
-        return entry_indices(self._method_dir(method))
+        return entry_indices(self.files, self._method_dir(method))
 
     def missing_frames(self, method: str) -> list[int]:
         """Stored checkpoints that have no frame of ``method`` yet, ascending."""
@@ -304,10 +347,11 @@ class RunStore:
 
     def append_frame(self, frame: Frame, *, replace: bool = False) -> None:
         """Store one frame (atomically). Its checkpoint must be stored; ``replace`` overwrites."""
-        self._check_frame(frame)
-        path = self._frame_path(frame.method, frame.index)
-        if path.exists() and not replace:
-            raise InputError(f"frame {frame.method}/{frame.index} is already stored at {path}")
+        check_frame(self, frame)
+        key = self._frame_key(frame.method, frame.index)
+        if not replace and self.files.exists(key):
+            where = self.files.describe(key)
+            raise InputError(f"frame {frame.method}/{frame.index} is already stored at {where}")
         arrays: dict[str, np.ndarray] = {"embedding": frame.embedding}
         if frame.background is not None:
             arrays["bg_classes"] = frame.background.classes
@@ -325,13 +369,17 @@ class RunStore:
             "alerts": frame.alerts,
         }
         arrays["meta"] = json_array(meta)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda f: np.savez(f, **arrays))
+        if replace:
+            self.files.write(key, lambda f: np.savez(f, **arrays))
+        elif not self.files.create_exclusive(key, lambda f: np.savez(f, **arrays)):
+            where = self.files.describe(key)
+            raise InputError(f"frame {frame.method}/{frame.index} is already stored at {where}")
 
     def frame(self, method: str, index: int) -> Frame:
         """Load one frame; RunFormatError naming the file if it is missing or damaged."""
-        path = self._frame_path(method, index)
-        arrays = load_npz(path, FRAME_KEYS)
+        key = self._frame_key(method, index)
+        path = self.files.describe(key)
+        arrays = load_npz(self.files, key, FRAME_KEYS)
         meta = entry_meta(path, arrays, index)
         if meta.get("method") != method:
             raise RunFormatError(
@@ -356,89 +404,58 @@ class RunStore:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RunFormatError(f"{path}: {exc}") from exc
-        self._mark_good(path)
+        self._mark_good(key)
         return frame
 
     def frames(self, method: str) -> list[Frame]:
         """Every readable frame of ``method`` in index order; damaged ones are skipped and reported."""
         frames = []
         for index in self.frame_indices(method):
-            path = self._frame_path(method, index)
-            frame = self._read_or_skip(path, lambda i=index: self.frame(method, i))
+            key = self._frame_key(method, index)
+            frame = self._read_or_skip(key, lambda i=index: self.frame(method, i))
             if frame is not None:
                 frames.append(frame)
         return frames
 
     # ---------------------------------------------------------------- projector state
     def save_projector_state(self, method: str, index: int, state: Mapping[str, Any]) -> None:
-        """Keep the projector's state after checkpoint ``index`` so a later process can resume."""
-        payload = {
-            "version": VERSION,
-            "method": method,
-            "index": int(index),
-            "state": encode_state(state, "state"),
-        }
-        path = self._method_dir(method) / STATE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda f: torch.save(payload, f))
+        """Keep the projector's state after checkpoint ``index`` so a later process can resume.
 
-    def load_projector_state(self, method: str) -> tuple[int, dict[str, Any]] | None:
-        """``(index, state)`` saved by :meth:`save_projector_state`, or None if there is none."""
-        path = self._method_dir(method) / STATE
-        if not path.exists():
-            return None
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            if payload["version"] != VERSION or payload["method"] != method:
-                raise RunFormatError(f"{path}: unexpected version or method in projector state")
-            return int(payload["index"]), decode_state(payload["state"])
-        except RunFormatError:
-            raise
-        except Exception as exc:
-            raise RunFormatError(f"{path}: damaged projector state ({exc})") from exc
+        Each index has its own file, written *before* its frame: whatever moment a writer is
+        killed at, the state of the newest stored frame is kept (then
+        :meth:`prune_projector_states`).
+        """
+        write_state(self.files, self._method_dir(method), method, index, state)
+
+    def load_projector_state(
+        self, method: str, index: int | None = None
+    ) -> tuple[int, dict[str, Any]] | None:
+        """``(index, state)`` saved after checkpoint ``index`` (default: the newest saved), or
+        None if there is none; RunFormatError naming the file if it is damaged."""
+        return read_state(self.files, self._method_dir(method), method, index)
+
+    def prune_projector_states(self, method: str, keep: int) -> None:
+        """Remove the states saved before checkpoint ``keep``; call once frame ``keep`` is stored."""
+        prune_states(self.files, self._method_dir(method), keep)
 
     # ---------------------------------------------------------------- internals
-    def _checkpoint_path(self, index: int) -> Path:
-        return self.path / "checkpoints" / f"{int(index):06d}.npz"
+    @staticmethod
+    def _checkpoint_key(index: int) -> str:
+        return f"checkpoints/{int(index):06d}.npz"
 
-    def _method_dir(self, method: str) -> Path:
+    @staticmethod
+    def _method_dir(method: str) -> str:
         if not isinstance(method, str) or not METHOD.match(method):
             raise InputError(f"invalid method name {method!r}: use letters, digits, '_', '.', '-'")
-        return self.path / "frames" / method
+        return f"frames/{method}"
 
-    def _frame_path(self, method: str, index: int) -> Path:
-        return self._method_dir(method) / f"{int(index):06d}.npz"
+    def _frame_key(self, method: str, index: int) -> str:
+        return f"{self._method_dir(method)}/{int(index):06d}.npz"
 
     def _refresh_manifest(self) -> None:
-        manifest = read_manifest(self.path / MANIFEST)
+        manifest = read_manifest(self.files)
         with self._lock:
             self._manifest = manifest
-
-    def _check_checkpoint(self, checkpoint: Checkpoint) -> None:
-        if not isinstance(checkpoint, Checkpoint):
-            raise InputError(f"expected a Checkpoint, got {type(checkpoint).__name__}")
-        if checkpoint.index < 0:
-            raise InputError(f"checkpoint index must be >= 0, got {checkpoint.index}")
-        if checkpoint.n_points != self.n_points:
-            raise InputError(
-                f"checkpoint {checkpoint.index} has N = {checkpoint.n_points} probe points, the run "
-                f"at {self.path} has {self.n_points}"
-            )
-        if not np.array_equal(checkpoint.labels, self.labels):
-            raise InputError(
-                f"checkpoint {checkpoint.index} has different probe labels than the run at {self.path}"
-            )
-        n_features = self.n_features
-        if n_features is not None and checkpoint.n_features != n_features:
-            raise InputError(
-                f"checkpoint {checkpoint.index} has D = {checkpoint.n_features} features, the run at "
-                f"{self.path} has {n_features}"
-            )
-        if checkpoint.logits is not None and checkpoint.logits.shape[1] <= int(self.labels.max()):
-            raise InputError(
-                f"checkpoint {checkpoint.index} has logits for {checkpoint.logits.shape[1]} classes "
-                f"but the labels go up to {int(self.labels.max())}"
-            )
 
     def _fix_manifest_dims(self, checkpoint: Checkpoint) -> None:
         """Record D (and a larger C from the logits) in the manifest at the first checkpoint."""
@@ -450,42 +467,22 @@ class RunStore:
             return
         manifest["n_features"] = checkpoint.n_features
         manifest["n_classes"] = n_classes
-        write_json(self.path / MANIFEST, manifest)
+        self.files.write_bytes(MANIFEST, json_bytes(manifest))
         with self._lock:
             self._manifest = manifest
 
-    def _check_frame(self, frame: Frame) -> None:
-        if not isinstance(frame, Frame):
-            raise InputError(f"expected a Frame, got {type(frame).__name__}")
-        self._method_dir(frame.method)
-        if frame.embedding.shape != (self.n_points, 2):
-            raise InputError(
-                f"frame {frame.method}/{frame.index} has embedding {frame.embedding.shape}, the run "
-                f"has N = {self.n_points} points"
-            )
-        if frame.recon_pred is not None and frame.recon_pred.shape != (self.n_points,):
-            raise InputError(
-                f"frame {frame.method}/{frame.index} has recon_pred {frame.recon_pred.shape}, "
-                f"expected [{self.n_points}]"
-            )
-        if not self._checkpoint_path(frame.index).exists():
-            raise InputError(
-                f"frame {frame.method}/{frame.index}: checkpoint {frame.index} is not stored in "
-                f"{self.path}; append the checkpoint first"
-            )
-
-    def _read_or_skip(self, path: Path, read: Callable[[], Any]) -> Any:
+    def _read_or_skip(self, key: str, read: Callable[[], Any]) -> Any:
         try:
             return read()
         except RunFormatError as exc:
             with self._lock:
-                self._damaged[path] = str(exc)
+                self._damaged[key] = str(exc)
             warnings.warn(f"skipping damaged file: {exc}", DamagedEntryWarning, stacklevel=3)
             return None
 
-    def _mark_good(self, path: Path) -> None:
+    def _mark_good(self, key: str) -> None:
         with self._lock:
-            self._damaged.pop(path, None)
+            self._damaged.pop(key, None)
 
     def __repr__(self) -> str:
-        return f"RunStore({str(self.path)!r}, checkpoints={len(self.checkpoint_indices())}, methods={self.methods()})"
+        return f"RunStore({self.location!r}, checkpoints={len(self.checkpoint_indices())}, methods={self.methods()})"

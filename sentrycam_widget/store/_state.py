@@ -1,15 +1,20 @@
-"""The projector-state codec: states saved with torch.save and loaded with ``weights_only=True``."""
+"""Projector states: one file per checkpoint index, saved with torch.save, loaded ``weights_only``."""
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, RunFormatError
+from ._format import STATE, VERSION
+
+if TYPE_CHECKING:
+    from ..filesystem import RunDir
 
 _NDARRAY = "__ndarray__"
 
@@ -55,3 +60,68 @@ def decode_state(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(decode_state(item) for item in value)
     return value
+
+
+_STATE_FILE = re.compile(r"^(\d{6,})\.state\.pt$")
+
+
+def state_key(method_dir: str, index: int) -> str:
+    """The key of the projector state after checkpoint ``index`` (``.../000005.state.pt``)."""
+    return f"{method_dir}/{int(index):06d}.state.pt"
+
+
+def state_indices(files: RunDir, method_dir: str) -> list[int]:
+    """Indices that have a saved projector state under ``method_dir``, ascending."""
+    return sorted(int(m.group(1)) for m in map(_STATE_FILE.match, files.list(method_dir)) if m)
+
+
+def write_state(
+    files: RunDir, method_dir: str, method: str, index: int, state: Mapping[str, Any]
+) -> None:
+    """Save ``state`` as the projector state of ``method`` after checkpoint ``index``."""
+    payload = {
+        "version": VERSION,
+        "method": method,
+        "index": int(index),
+        "state": encode_state(state, "state"),
+    }
+    files.write(state_key(method_dir, index), lambda f: torch.save(payload, f))
+
+
+def read_state(
+    files: RunDir, method_dir: str, method: str, index: int | None
+) -> tuple[int, dict[str, Any]] | None:
+    """The state saved after checkpoint ``index`` (None: the newest), or None if there is none.
+
+    Runs written before per-index states have one ``state.pt``; it is used when its index fits.
+    """
+    saved = state_indices(files, method_dir)
+    if index is None and saved:
+        index = saved[-1]
+    key = state_key(method_dir, index) if index in saved else f"{method_dir}/{STATE}"
+    where = files.describe(key)
+    try:
+        payload = torch.load(files.open(key), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:
+        raise RunFormatError(f"{where}: damaged projector state ({exc})") from exc
+    try:
+        if payload["version"] != VERSION or payload["method"] != method:
+            raise RunFormatError(f"{where}: unexpected version or method in projector state")
+        found = int(payload["index"])
+        if index is not None and found != index:
+            return None
+        return found, decode_state(payload["state"])
+    except RunFormatError:
+        raise
+    except Exception as exc:
+        raise RunFormatError(f"{where}: damaged projector state ({exc})") from exc
+
+
+def prune_states(files: RunDir, method_dir: str, keep: int) -> None:
+    """Remove the states saved before checkpoint ``keep`` and an older run's ``state.pt``."""
+    for index in state_indices(files, method_dir):
+        if index < keep:
+            files.remove(state_key(method_dir, index))
+    files.remove(f"{method_dir}/{STATE}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -20,6 +19,8 @@ from sentrycam_widget.projection.dvi import (
     neighbour_preserving_rate,
 )
 from sentrycam_widget.records import Checkpoint, Frame, LinearHead
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_neighbour_preserving_rate_counts_surviving_neighbours_without_self() -> None:
@@ -66,15 +67,6 @@ def test_boundary_points_join_the_graph_but_not_the_frame() -> None:
     frame = projector.update(checkpoint)
     assert frame.embedding.shape == (features.shape[0], 2)
     assert frame.metrics["boundary_points"] > 50
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Small networks train fastest on one thread, and two spinning teams starve each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,11 @@ background and predict on reconstructions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.projection import (
@@ -35,7 +33,10 @@ for _name, _target in _BASELINES.items():
     if _name not in available_methods():
         register_method(_name, _target)
 
-pytestmark = pytest.mark.slow  # one UMAP JIT warm-up and ~40 small fits: about a minute
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.usefixtures("one_torch_thread"),
+]  # one UMAP JIT warm-up and ~40 small fits: about a minute
 
 N_POINTS, N_FEATURES, N_CLASSES, N_CHECKPOINTS = 240, 16, 3, 3
 
@@ -58,6 +59,7 @@ def _drifting_checkpoints() -> list[Checkpoint]:
 # Small budgets: this test checks the protocol, not faithfulness (see each method's own tests).
 _FAST_OPTIONS: dict[str, dict[str, Any]] = {
     "sentrycam": {"cold_steps": 30, "warm_steps": 10, "resolution": 24},
+    "sentrycam-spec": {"cold_steps": 30, "warm_steps": 10, "resolution": 24},
     "dvi": {"cold_epochs": 4, "warm_epochs": 2, "resolution": 24},
     "umap": {"n_epochs": 100},
     "umap-independent": {"n_epochs": 100},
@@ -71,15 +73,6 @@ def _projector(method: str) -> Projector:
 def _run(method: str, checkpoints: list[Checkpoint]) -> list[Frame]:
     projector = _projector(method)
     return [projector.update(checkpoint) for checkpoint in checkpoints]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Small networks train fastest on one thread, and two spinning teams starve each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

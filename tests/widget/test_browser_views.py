@@ -27,6 +27,7 @@ LABELS = np.arange(N) % 3
 COLOURS = palette(3)
 NEXT_PAINT = "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
 VIEW = "window.sentrycamView"
+TRAIL = (34, 34, 34)  # trajectory colour (#222222, widget._plot_item)
 
 
 def _plain_checkpoint(index: int, scalars: dict | None = None) -> Checkpoint:
@@ -112,6 +113,12 @@ def test_a_diverged_frame_is_fitted_and_fit_comes_back_after_a_pan(tmp_path, pag
     page.mouse.up()
     assert "sc-active" not in page.locator(".sc-fit").get_attribute("class")
     assert not np.array_equal(_pixels(page), fitted)
+    page.locator(".bk-tool-icon-reset").click()  # Bokeh's reset returns to the fitted view
+    page.mouse.move(0, 0)
+    # the plot area (the toolbar on the right shades the clicked tool)
+    assert np.array_equal(_pixels(page)[:, :-40], fitted[:, :-40])
+    _drag(page, [(cx, cy), (cx + 120, cy + 60)])
+    assert not np.array_equal(_pixels(page), fitted)
     page.locator(".sc-fit").click()
     assert "sc-active" in page.locator(".sc-fit").get_attribute("class")
     assert np.array_equal(_pixels(page), fitted)
@@ -168,6 +175,7 @@ def test_box_and_lasso_select_points_and_fade_the_rest(tmp_path, page):
     assert page.locator(".sc-selection").text_content().startswith(f"{len(selected)} selected")
     pixels = _pixels(page)
     assert _count(pixels, _faded(COLOURS[0])) > 50
+    assert _count(pixels, TRAIL) > 20  # the selection's trajectories through the checkpoints
 
     page.locator('.sc-mode[data-mode="lasso"]').click()
     triangle = [(x0, y1), (x1, y1), ((x0 + x1) / 2, y0), (x0, y1)]
@@ -176,7 +184,9 @@ def test_box_and_lasso_select_points_and_fade_the_rest(tmp_path, page):
     assert lasso and lasso != selected
     page.locator(".sc-clear").click()
     assert page.evaluate(f"{VIEW}.selection") == []
-    assert _count(_pixels(page), _faded(COLOURS[0])) == 0
+    cleared = _pixels(page)
+    assert _count(cleared, _faded(COLOURS[0])) == 0
+    assert _count(cleared, TRAIL) == 0
 
 
 def test_nan_values_never_blank_the_view_and_are_marked(tmp_path, page):
@@ -216,3 +226,28 @@ def test_the_browser_keeps_a_bounded_window_of_decoded_frames(tmp_path, page):
     assert page.evaluate(f"{VIEW}.decodedCount") <= 4
     page.keyboard.press("Home")
     assert np.array_equal(_pixels(page), first)  # re-decoded on demand, the same picture
+
+
+def test_theme_colours_come_from_css_variables_and_the_wheel_scrolls_the_page(tmp_path, page):
+    _open(page, _widget(), tmp_path)
+    # VS Code's dark theme sets these on the page; the widget's text and controls follow them
+    page.add_style_tag(
+        content="body { --vscode-editor-foreground: rgb(204, 204, 204); "
+        "--vscode-editor-background: rgb(30, 30, 30); background: rgb(30, 30, 30); "
+        "padding-bottom: 3000px; }"
+    )
+    page.evaluate(NEXT_PAINT)
+    colour = "(s) => getComputedStyle(document.querySelector(s)).color"
+    assert page.evaluate(colour, ".sc-readout") == "rgb(204, 204, 204)"
+    assert page.evaluate(colour, ".sc-class-name") == "rgb(204, 204, 204)"
+    before = _pixels(page)
+    box = page.locator(".sc-plot canvas").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, 300)
+    page.wait_for_function("window.scrollY > 0", timeout=5000)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.mouse.move(0, 0)
+    # the plot did not zoom: still fitted, the same points (edges aside: the scroll may move
+    # the canvas by a fraction of a pixel)
+    assert "sc-active" in page.locator(".sc-fit").get_attribute("class")
+    assert np.array_equal(_pixels(page)[8:-8, 8:-8], before[8:-8, 8:-8])

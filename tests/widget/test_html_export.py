@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from widget_synthetic import synthetic_checkpoint, synthetic_frame
@@ -86,3 +88,34 @@ def test_exported_html_scrubs_toggles_and_hovers_offline(tmp_path, page):
     assert page.errors == []
     assert page.requests, "the page itself should have been requested"
     assert all(u.startswith(("file://", "data:")) for u in page.requests), page.requests
+
+
+@pytest.mark.slow
+def test_a_nan_validation_loss_from_the_monitor_leaves_the_export_readable(tmp_path, page):
+    """Issue 11: ``mon.checkpoint(e, val_loss=nan)`` used to give an HTML file that rendered
+    blank (its JSON held NaN)."""
+    from sentrycam_widget import demo
+    from sentrycam_widget.monitor import Monitor
+
+    data = demo.digits_data()
+    probe = (data.x_probe[::6], data.y_probe[::6])
+    model = demo.make_model(0, demo.DigitsCNN)
+    fast = {"sentrycam": {"cold_steps": 60, "warm_steps": 20, "resolution": 40}}
+    with Monitor(model, probe=probe, run_dir=tmp_path / "run", method_options=fast) as mon:
+        for epoch, loss in enumerate([0.9, float("nan"), 0.7]):
+            mon.checkpoint(epoch, val_loss=loss)
+    path = mon.save_html(tmp_path / "nan.html")
+    state = path.read_text().split('id="sentrycam-state">')[1].split("</script>")[0]
+
+    def no_nan(constant):
+        raise AssertionError(f"the exported state holds {constant}")
+
+    json.loads(state, parse_constant=no_nan)
+    page.goto(path.as_uri())
+    page.wait_for_function("window.sentrycamView !== undefined", timeout=30000)
+    assert page.locator(".sc-epoch").text_content() == "epoch 2 · 3/3"
+    assert page.locator(".sc-readout").text_content().startswith("validation loss 0.700")
+    page.evaluate("window.sentrycamView.setPosition(1)")
+    assert page.locator(".sc-readout").text_content().startswith("validation loss missing")
+    assert page.locator(".sc-missing").count() == 1
+    assert page.errors == []

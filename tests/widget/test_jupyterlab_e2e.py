@@ -6,16 +6,11 @@ hovered point shows its tooltip. A screenshot is kept in artifacts/.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_servers import jupyter_server
 
 from tests.notebook_runner import run_notebook
 
@@ -51,18 +46,6 @@ def _slider_home_changes_picture(page) -> bool:
     return plot.screenshot() != before
 
 
-class _Lab(str):
-    """The server's base URL, with ``root`` = the directory it serves."""
-
-    root: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def lab(tmp_path):
     """A JupyterLab server (galata test configuration) serving a copy of the quickstart."""
@@ -89,45 +72,13 @@ def lab(tmp_path):
             cell.outputs, cell.execution_count = [], None
     nb.metadata.pop("widgets", None)
     nbformat.write(nb, root / "01_quickstart.ipynb")
-    port = _free_port()
-    config = tmp_path / "jupyter_server_test_config.py"
-    config.write_text(
-        "from jupyterlab.galata import configure_jupyter_server\n"
-        "configure_jupyter_server(c)\n"
-        f"c.ServerApp.root_dir = {str(root)!r}\n"
-        f"c.ServerApp.port = {port}\n"
-        "c.ServerApp.ip = '127.0.0.1'\n"
-        "c.ServerApp.allow_root = True\n"
-        "c.ServerApp.open_browser = False\n"
-    )
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    log = (tmp_path / "lab.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--config", str(config)],
-        cwd=root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = _Lab(f"http://127.0.0.1:{port}")
-    url.root = root
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/api/status", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
-        else:
-            pytest.fail(f"jupyter lab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
+    with jupyter_server(
+        "jupyterlab",
+        root,
+        tmp_path,
+        ["from jupyterlab.galata import configure_jupyter_server", "configure_jupyter_server(c)"],
+    ) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def test_quickstart_live_in_jupyterlab(lab):
@@ -165,6 +116,9 @@ def test_quickstart_live_in_jupyterlab(lab):
         page.screenshot(path=str(ARTIFACTS / "jupyterlab_quickstart.png"))
         page.wait_for_function(ALL_CELLS_RAN, timeout=900_000, polling=1000)
         page.evaluate(NEXT_PAINT)
+        page.mouse.move(0, 0)
+        page.add_style_tag(content=".Toastify { display: none !important; }")  # news toast
+        page.locator(".sc-root").screenshot(path=str(ARTIFACTS / "jupyterlab_widget.png"))
         assert page.evaluate(f"{VIEW}.frameCount('sentrycam')") == 8
         assert page.evaluate(f"{VIEW}.frameCount('umap')") == 8
         assert page.locator(".sc-error").text_content() == ""

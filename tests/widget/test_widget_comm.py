@@ -11,7 +11,13 @@ from widget_synthetic import synthetic_checkpoint, synthetic_frame
 
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.render import palette
-from sentrycam_widget.widget import SentryCamWidget, bokeh_js, checkpoint_payload, frame_payload
+from sentrycam_widget.widget import (
+    SentryCamWidget,
+    bokeh_js,
+    checkpoint_payload,
+    frame_payload,
+    shared_bokeh,
+)
 
 N = 120
 LABELS = np.arange(N) % 3
@@ -38,8 +44,27 @@ def test_probe_is_sent_once_as_binary_with_the_shared_palette(wire):
     assert np.array_equal(np.frombuffer(by_path[("probe", "labels", "buffer")], np.uint16), LABELS)
     assert by_path[("probe", "palette", "buffer")] == palette(3).tobytes()
     state = opening["data"]["state"]
-    assert state["_bokeh_js"] == bokeh_js() and "cdn" not in state["_bokeh_js"][:2000].lower()
     assert state["inverse"] == {"sentrycam": True}
+
+
+def _bytes(message) -> int:
+    return len(json.dumps(message["data"])) + sum(len(b) for b in message["buffers"])
+
+
+def test_bokehjs_is_sent_once_however_many_widgets_are_shown(wire):
+    shared_bokeh().close()  # a fresh kernel: nothing sent yet
+    widgets = [SentryCamWidget(LABELS, {"sentrycam": True}) for _ in range(3)]
+    refs = {w.get_state()["_bokeh"] for w in widgets}
+    assert len(refs) == 1
+    carrying = [m for m in wire if (m["data"].get("state") or {}).get("source") == bokeh_js()]
+    assert len(carrying) == 1
+    assert carrying[0]["comm_id"] == refs.pop().removeprefix("anywidget:")
+    assert "cdn" not in bokeh_js()[:2000].lower()
+    # the page weight of three widgets is one BokehJS plus three small states
+    total = sum(_bytes(m) for m in wire)
+    assert total < _bytes(carrying[0]) + 3 * 100_000
+    widgets[0]._bokeh.close()
+    assert SentryCamWidget(LABELS, {"sentrycam": True})._bokeh.comm is not None
 
 
 def test_frame_from_worker_thread_is_one_binary_child_plus_one_small_update(wire):
