@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -99,6 +100,7 @@ def measure(rounds: int, epochs: int, root: Path) -> dict:
     for i in range(rounds):
         off.append(_fit(module, loaders, epochs, None))
         on.append(_fit(module, loaders, epochs, callback(f"round-{i}")))
+        print(f"round {i}: off {off[-1]:.2f} s, on {on[-1]:.2f} s", file=sys.stderr, flush=True)
     ratios = [b / a - 1.0 for a, b in zip(off, on, strict=True)]
     return {
         "rounds": rounds,
