@@ -243,12 +243,12 @@ class Alert:
 
     ``checkpoint`` is the index of the checkpoint it was raised at (for a step-cadence alert,
     the last checkpoint recorded before it, or -1 before the first one); ``epoch`` the user's
-    epoch; ``step`` the optimiser step when the alert came from a finer cadence; ``value`` and
-    ``threshold`` are the trigger's statistic and its bar; ``level`` the signal's own value;
-    ``class_index`` the class a per-class alert is about; ``method`` the projection method
-    whose layout the alert engine watched (set by the monitor). :meth:`to_dict` gives the JSON form
-    stored in frames and ``alerts.json``; :meth:`from_dict` reads it back, including alerts
-    written before ``step`` and ``class_index`` existed.
+    epoch; ``step`` the optimiser step (the checkpoint's, or the look's for a finer cadence);
+    ``value`` and ``threshold`` are the trigger's statistic and its bar; ``level`` the signal's
+    own value; ``class_index`` the class a per-class alert is about; ``method`` the projection
+    method whose layout the alert engine watched (set by the monitor). :meth:`to_dict` gives
+    the JSON form stored in frames and ``alerts.json``; :meth:`from_dict` reads it back,
+    including alerts written before ``step``, ``class_index`` and ``method`` existed.
     """
 
     checkpoint: int

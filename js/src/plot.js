@@ -131,8 +131,9 @@ export async function createBokehPlot(container, item, Bokeh) {
     setRanges([x0, x1, y0, y1]) {
       settingRanges = true;
       try {
-        xRange.setv({ start: x0, end: x1 });
-        yRange.setv({ start: y0, end: y1 });
+        // the toolbar's reset goes back to this view
+        xRange.setv({ start: x0, end: x1, reset_start: x0, reset_end: x1 });
+        yRange.setv({ start: y0, end: y1, reset_start: y0, reset_end: y1 });
       } finally {
         settingRanges = false;
       }

@@ -201,4 +201,5 @@ def _alert(
         threshold=float(firing.threshold),
         level=None if level is None else float(level),
         explanation=f"epoch {checkpoint.epoch}: {explanation}",
+        step=checkpoint.step,
     )

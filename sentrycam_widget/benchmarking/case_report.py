@@ -50,6 +50,10 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
         parts.append(_healthy_md(results["healthy"]))
     if "continual" in results:
         parts.append(_continual_md(results["continual"]))
+    if "early" in results:
+        from .early_alerts import early_md
+
+        parts.append(early_md(results["early"]))
     return "\n".join(parts)
 
 

@@ -20,7 +20,7 @@ from ..checks import check_increasing
 from ..errors import InputError, RunFormatError
 from ..records import Checkpoint, Frame
 from .autoencoder import Autoencoder, recalibrate_batchnorm
-from .background import decision_background, reconstruction_predictions, square_extent
+from .background import decision_background, decoded_predictions, square_extent
 from .base import Projector
 
 
@@ -215,26 +215,36 @@ class AutoencoderProjector(Projector):
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)
 
     @torch.no_grad()
-    def _frame(self, checkpoint: Checkpoint, timings: dict[str, float]) -> Frame:
-        """All N points encoded, and with a head the decision background and round-trip
-        predictions; stage times go into ``timings``."""
-        model = self.model
-        features = self._tensor(checkpoint.features)
-        with Stage(timings, "projection"):
-            embedding = batched(model.encode, features).cpu().numpy()
+    def _encode_all(self, checkpoint: Checkpoint) -> np.ndarray:
+        """All N points through the encoder (eval mode, in batches): [N, 2] float32."""
+        return batched(self.model.encode, self._tensor(checkpoint.features)).cpu().numpy()
+
+    @torch.no_grad()
+    def _frame(
+        self,
+        checkpoint: Checkpoint,
+        timings: dict[str, float],
+        embedding: np.ndarray | None = None,
+    ) -> Frame:
+        """The frame of ``embedding`` (default: all N points encoded) and, with a head, the
+        decision background and the predictions of the decoded positions; stage times go into
+        ``timings``."""
+        if embedding is None:
+            with Stage(timings, "projection"):
+                embedding = self._encode_all(checkpoint)
         background, recon_pred = None, None
         if checkpoint.head is not None:
             with Stage(timings, "background"):
                 background = decision_background(
-                    model.decode,
+                    self.model.decode,
                     checkpoint.head,
                     square_extent(embedding),
                     self.resolution,
                     self.device,
                 )
             with Stage(timings, "recon_pred"):
-                recon_pred = reconstruction_predictions(
-                    model.encode, model.decode, checkpoint.head, features
+                recon_pred = decoded_predictions(
+                    self.model.decode, checkpoint.head, self._tensor(embedding)
                 )
         return Frame(
             method=self.method,

@@ -87,8 +87,19 @@ def reconstruction_predictions(
     features: torch.Tensor,
 ) -> np.ndarray:
     """``argmax head(dec(enc(x)))`` per point; PPR compares it with ``argmax head(x)``."""
+    positions = torch.cat(
+        [encode(features[start : start + _BATCH]) for start in range(0, features.shape[0], _BATCH)]
+    )
+    return decoded_predictions(decode, head, positions)
+
+
+@torch.no_grad()
+def decoded_predictions(
+    decode: Callable[[torch.Tensor], torch.Tensor], head: Head, positions: torch.Tensor
+) -> np.ndarray:
+    """``argmax head(dec(y))`` per 2-D position ``y`` (the shown positions' predictions)."""
     preds = [
-        head.forward_torch(decode(encode(features[start : start + _BATCH]))).argmax(dim=1)
-        for start in range(0, features.shape[0], _BATCH)
+        head.forward_torch(decode(positions[start : start + _BATCH])).argmax(dim=1)
+        for start in range(0, positions.shape[0], _BATCH)
     ]
     return torch.cat(preds).cpu().numpy().astype(np.int64)

@@ -53,6 +53,7 @@ class Projector(abc.ABC):
 
 _REGISTRY: dict[str, str] = {
     "sentrycam": "sentrycam_widget.projection.sentrycam:SentryCamProjector",
+    "sentrycam-spec": "sentrycam_widget.projection.sentrycam:SpecSentryCamProjector",
     "umap": "sentrycam_widget.projection.umap:UMAPProjector",
     "umap-independent": "sentrycam_widget.projection.umap:IndependentUMAPProjector",
     "dvi": "sentrycam_widget.projection.dvi:DVIProjector",

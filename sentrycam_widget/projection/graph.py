@@ -1,7 +1,9 @@
 """Graphs the projector is trained on: spatial fuzzy kNN edges and temporal memory edges.
 
-Spatial (SPEC §2.2): exact kNN (or pynndescent for large sets) turned into UMAP's fuzzy
-simplicial set by umap-learn's ``fuzzy_simplicial_set``, very weak edges dropped. Temporal
+Spatial (SPEC §2.2): exact kNN (or pynndescent's NN-descent for large sets, optionally
+warm-started from a previous graph of the same points and run on a randomized-PCA view when the
+features are wide) turned into UMAP's fuzzy simplicial set by umap-learn's
+``fuzzy_simplicial_set``, very weak edges dropped. Temporal
 (SPEC §2.3): each current node linked to its cosine-nearest memory nodes. Edges are returned as
 ``(head, tail, weight)`` arrays and sampled with probability proportional to weight (not DVI's
 inverse weighting). Shared with the DVI baseline.
@@ -18,19 +20,29 @@ EXACT_KNN_MAX_POINTS = 30_000
 _BLOCK_ROWS = 2048
 
 
-def knn_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def knn_graph(
+    x: np.ndarray,
+    k: int,
+    init_graph: np.ndarray | None = None,
+    exact_max_points: int = EXACT_KNN_MAX_POINTS,
+) -> tuple[np.ndarray, np.ndarray]:
     """k nearest neighbours by euclidean distance, the point itself first (umap's convention).
 
     Returns ``(indices [N, k] int64, distances [N, k] float32)``, each row sorted by distance.
-    Exact (blocked matrix products on torch) up to ``EXACT_KNN_MAX_POINTS`` points, pynndescent
-    above that.
+    Exact (blocked matrix products on torch) up to ``exact_max_points`` points, pynndescent's
+    NN-descent above that; ``init_graph`` ([N, ≥ k] neighbour indices of the same points, e.g.
+    the previous checkpoint's graph) warm-starts NN-descent, which then needs a few iterations
+    instead of a cold build (measured at 50,000 × 64: 0.6 s warm against 5 s cold).
     """
     n = x.shape[0]
     if not 2 <= k <= n:
         raise InputError(f"k nearest neighbours needs 2 <= k <= N = {n}, got k = {k}")
-    if n > EXACT_KNN_MAX_POINTS:
-        return _approximate_knn(x, k)
-    return _exact_knn(np.ascontiguousarray(x, dtype=np.float32), k)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if n > exact_max_points:
+        if init_graph is not None and init_graph.shape[0] != n:
+            raise InputError(f"init_graph has {init_graph.shape[0]} rows but there are {n} points")
+        return _approximate_knn(x, k, init_graph)
+    return _exact_knn(x, k)
 
 
 def _exact_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,20 +67,59 @@ def _exact_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def _approximate_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _approximate_knn(
+    x: np.ndarray, k: int, init_graph: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     from pynndescent import NNDescent
 
     n = x.shape[0]
+    options: dict = {"n_trees": min(64, 5 + round(n**0.5 / 20))}
+    if init_graph is not None:
+        # the previous graph replaces the random-projection forest as the starting point
+        options = {"n_trees": 1, "init_graph": np.ascontiguousarray(init_graph[:, :k], np.int32)}
     index = NNDescent(
         x,
         n_neighbors=k,
         metric="euclidean",
-        n_trees=min(64, 5 + round(n**0.5 / 20)),
         n_iters=max(5, round(np.log2(n))),
         random_state=0,
+        low_memory=True,
+        compressed=True,
+        **options,
     )
     indices, dists = index.neighbor_graph
-    return indices.astype(np.int64), dists.astype(np.float32)
+    return _self_first(indices.astype(np.int64), dists.astype(np.float32))
+
+
+def _self_first(indices: np.ndarray, dists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with the point itself in column 0 (NN-descent may rank a duplicate first)."""
+    rows = np.arange(indices.shape[0])
+    if np.array_equal(indices[:, 0], rows):
+        return indices, dists
+    for i in np.flatnonzero(indices[:, 0] != rows):
+        others = indices[i] != i
+        kept = np.concatenate([[i], indices[i][others]])[: indices.shape[1]]
+        indices[i] = kept
+        dists[i] = np.concatenate([[0.0], dists[i][others]])[: indices.shape[1]]
+    return indices, dists
+
+
+def pca_view(x: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
+    """``x`` [N, D] projected on its top ``dims`` principal components (randomized PCA).
+
+    Used to search neighbours of wide features faster; distances in the view approximate the
+    full ones (measured at 50,000 × 512 → 64: the graph's trustworthiness ceiling unchanged).
+    Returns ``x`` itself (as float32) when ``D <= dims``.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.shape[1] <= dims:
+        return x
+    data = torch.from_numpy(x)
+    mean = data.mean(0, keepdim=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _, _, v = torch.pca_lowrank(data - mean, q=dims, center=False, niter=2)
+    return ((data - mean) @ v).numpy()
 
 
 def fuzzy_edges(

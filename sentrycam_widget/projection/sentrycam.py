@@ -22,10 +22,20 @@ from ..records import Checkpoint, Frame
 from ._training import AutoencoderProjector, Stage
 from .autoencoder import Autoencoder
 from .base import RunHistory
-from .graph import sample_edges, spatial_edges, temporal_edges
+from .graph import (
+    fuzzy_edges,
+    knn_graph,
+    pca_view,
+    sample_edges,
+    spatial_edges,
+    temporal_edges,
+)
 from .losses import anchor_hinge, mean_feature_variance, reconstruction_loss, umap_cross_entropy
 from .memory import MemoryBank, MemorySet, remember
+from .refine import fit_decoder, refine_layout
 from .sampling import SampleResult, density_guided_sample
+
+Edges = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(eq=False)
@@ -33,13 +43,13 @@ class _TrainingSet:
     """Tensors one fine-tune draws its batches from (current sample, edges, optional memory)."""
 
     x: torch.Tensor
-    spatial: tuple[np.ndarray, np.ndarray, np.ndarray]
+    spatial: Edges
     variance: float
     memory: MemorySet | None = None
     x_memory: torch.Tensor | None = None
     frozen: torch.Tensor | None = None
     margins: torch.Tensor | None = None
-    temporal: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    temporal: Edges | None = None
 
 
 class SentryCamProjector(AutoencoderProjector):
@@ -102,10 +112,36 @@ class SentryCamProjector(AutoencoderProjector):
         temporal_weight: float = 0.3,
         negative_rate: int = 5,
         widths: list[int] | None = None,
+        graph: str = "all",
+        exact_max_points: int = 5000,
+        pca_dims: int | None = 64,
+        refine_epochs: int = 30,
+        anchor_weight: float = 0.1,
+        decoder_steps: int = 150,
+        prediction_weight: float = 1.0,
+        refine_init: str = "previous",
     ) -> None:
         super().__init__(seed, device, resolution, k, widths)
         if min(cold_steps, warm_steps) < 0 or min(batch_edges, temporal_batch_edges) < 1:
             raise InputError("step budgets must be >= 0 and edge batches >= 1")
+        if graph not in ("all", "sample"):
+            raise InputError(f"graph must be 'all' or 'sample', got {graph!r}")
+        if graph == "sample" and refine_epochs > 0:
+            raise InputError("refine_epochs > 0 needs the all-point graph (graph='all')")
+        if min(refine_epochs, decoder_steps) < 0 or anchor_weight < 0:
+            raise InputError("refine_epochs, decoder_steps and anchor_weight must be >= 0")
+        if refine_init not in ("encoder", "previous"):
+            raise InputError(f"refine_init must be 'encoder' or 'previous', got {refine_init!r}")
+        if pca_dims is not None and pca_dims < 2:
+            raise InputError(f"pca_dims must be >= 2 or None, got {pca_dims}")
+        self.graph = graph
+        self.exact_max_points = int(exact_max_points)
+        self.pca_dims = pca_dims
+        self.refine_epochs = int(refine_epochs)
+        self.anchor_weight = float(anchor_weight)
+        self.decoder_steps = int(decoder_steps)
+        self.prediction_weight = float(prediction_weight)
+        self.refine_init = refine_init
         self.tau = float(tau)
         self.min_samples = int(min_samples)
         self.memory_fraction = float(memory_fraction)
@@ -126,6 +162,8 @@ class SentryCamProjector(AutoencoderProjector):
         self.negative_rate = int(negative_rate)
         self.memory = MemoryBank()
         self.last_sample: SampleResult | None = None
+        self.knn_indices: np.ndarray | None = None  # the last all-point graph (warm start)
+        self.previous: np.ndarray | None = None  # the last frame shown (refinement anchor)
 
     # ------------------------------------------------------------------ protocol
     def update(self, checkpoint: Checkpoint) -> Frame:
@@ -142,7 +180,10 @@ class SentryCamProjector(AutoencoderProjector):
             )
             self.last_sample = sample
         with Stage(timings, "spatial_graph"):
-            spatial = spatial_edges(features[sample.indices], self.k)
+            if self.graph == "all":
+                spatial = self._all_point_edges(features)
+            else:
+                spatial = spatial_edges(features[sample.indices], self.k)
         with Stage(timings, "memory"):
             data = self._training_set(checkpoint, sample, spatial)
         cold = self.model is None
@@ -152,7 +193,11 @@ class SentryCamProjector(AutoencoderProjector):
             steps, loss = self._fit(
                 data, self.cold_steps if cold else self.warm_steps, rng, generator
             )
-        frame = self._frame(checkpoint, timings)
+        embedding = None
+        if self.refine_epochs > 0:
+            embedding = self._refined(checkpoint, data, spatial, timings, generator)
+        frame = self._frame(checkpoint, timings, embedding)
+        self.previous = frame.embedding
         self.memory.add(
             remember(
                 checkpoint.index,
@@ -170,6 +215,7 @@ class SentryCamProjector(AutoencoderProjector):
             "sample_ratio": float(sample.ratio),
             "sample_size": float(sample.size),
             "memory_size": float(data.memory.size if data.memory is not None else 0),
+            "graph_points": float(data.x.shape[0]),
             "train_steps": float(steps),
             "train_loss": float(loss),
         }
@@ -182,8 +228,8 @@ class SentryCamProjector(AutoencoderProjector):
         stored frames through the memory's frozen positions.
         """
         self.memory = MemoryBank()
-        self.model, self.last_index = None, None
-        self.n_points, self.n_features = None, None
+        self.model, self.last_index, self.previous = None, None, None
+        self.n_points, self.n_features, self.knn_indices = None, None, None
         for index in history.frame_indices(self.method):
             checkpoint, frame = history.checkpoint(index), history.frame(self.method, index)
             if frame.embedding.shape[0] != checkpoint.n_points:
@@ -203,21 +249,53 @@ class SentryCamProjector(AutoencoderProjector):
                 )
             )
             self.last_index = index
+            self.previous = frame.embedding
+        if state and state.get("knn_indices") is not None and self.n_points is not None:
+            knn = np.asarray(state["knn_indices"], dtype=np.int64)
+            if knn.ndim != 2 or knn.shape[0] != self.n_points or knn.max() >= self.n_points:
+                raise RunFormatError(
+                    f"{self.method} state's kNN graph has shape {knn.shape}, not one row for "
+                    f"each of the run's {self.n_points} probe points"
+                )
+            self.knn_indices = knn
         if state and state.get("weights") is not None:
             if self.n_features is None:
                 self.n_points, self.n_features = state.get("n_points"), state.get("n_features")
             self._load_weights(state)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The network weights and the last all-point kNN graph (warm-starts the next search)."""
+        return {**super().state_dict(), "knn_indices": self.knn_indices}
+
     # ------------------------------------------------------------------ stages
+    def _all_point_edges(self, features: np.ndarray) -> Edges:
+        """Fuzzy kNN edges over all N points: exact kNN up to ``exact_max_points``, else
+        NN-descent warm-started from the previous checkpoint's graph (on a ``pca_dims``-d
+        randomized-PCA view when the features are wider)."""
+        n = features.shape[0]
+        view = features
+        if n > self.exact_max_points and self.pca_dims is not None:
+            view = pca_view(features, self.pca_dims, self.seed)
+        indices, dists = knn_graph(
+            view,
+            min(self.k, n),
+            init_graph=self.knn_indices,
+            exact_max_points=self.exact_max_points,
+        )
+        self.knn_indices = indices
+        return fuzzy_edges(indices, dists)
+
     def _training_set(
-        self,
-        checkpoint: Checkpoint,
-        sample: SampleResult,
-        spatial: tuple[np.ndarray, np.ndarray, np.ndarray],
+        self, checkpoint: Checkpoint, sample: SampleResult, spatial: Edges
     ) -> _TrainingSet:
-        x_sample = checkpoint.features[sample.indices]
+        """The encoder's training nodes: all N points on the all-point graph, else the sample.
+
+        Temporal edges always start from the density-guided sample (SPEC §2.3).
+        """
+        every = self.graph == "all"
+        x_nodes = checkpoint.features if every else checkpoint.features[sample.indices]
         data = _TrainingSet(
-            x=self._tensor(x_sample), spatial=spatial, variance=mean_feature_variance(x_sample)
+            x=self._tensor(x_nodes), spatial=spatial, variance=mean_feature_variance(x_nodes)
         )
         memory = self.memory.memory_for(checkpoint.index, checkpoint.features)
         if memory is not None:
@@ -225,8 +303,51 @@ class SentryCamProjector(AutoencoderProjector):
             data.x_memory = self._tensor(memory.features)
             data.frozen = self._tensor(memory.frozen)
             data.margins = self._tensor(memory.margins)
-            data.temporal = temporal_edges(x_sample, memory.features, self.temporal_k)
+            heads, tails, weights = temporal_edges(
+                checkpoint.features[sample.indices], memory.features, self.temporal_k
+            )
+            data.temporal = (sample.indices[heads] if every else heads, tails, weights)
         return data
+
+    def _refined(
+        self,
+        checkpoint: Checkpoint,
+        data: _TrainingSet,
+        spatial: Edges,
+        timings: dict[str, float],
+        generator: torch.Generator,
+    ) -> np.ndarray:
+        """All N points encoded, refined over the all-point graph (anchored to the previous
+        frame), and the decoder fine-tuned on the refined positions; returns the positions."""
+        with Stage(timings, "projection"):
+            start = self._encode_all(checkpoint)
+            if self.refine_init == "previous" and self.previous is not None:
+                start = self.previous
+        with Stage(timings, "refinement"):
+            refined = refine_layout(
+                start,
+                spatial,
+                self.refine_epochs,
+                seed=self.seed * 1_000_003 + checkpoint.index,
+                anchor=self.previous,
+                anchor_weight=self.anchor_weight,
+            )
+        with Stage(timings, "decoder"):
+            fit_decoder(
+                self.model,
+                self._tensor(refined),
+                data.x,
+                self.decoder_steps,
+                generator,
+                lr=self.lr,
+                variance=data.variance,
+                head=checkpoint.head,
+                predictions=None
+                if checkpoint.logits is None
+                else torch.from_numpy(checkpoint.predictions).to(self.device),
+                prediction_weight=self.prediction_weight,
+            )
+        return refined
 
     def _fit(
         self,
@@ -298,3 +419,18 @@ class SentryCamProjector(AutoencoderProjector):
             )
             loss = loss + self.temporal_weight * temporal
         return loss
+
+
+class SpecSentryCamProjector(SentryCamProjector):
+    """SentryCam as SPEC §2 specifies it: the encoder trained on the density-guided sample's own
+    kNN graph, and the frame is the encoder's output (no all-point graph, no refinement).
+
+    Kept by name (``sentrycam-spec``) so the comparison can show the specified method beside the
+    default; every other option is :class:`SentryCamProjector`'s.
+    """
+
+    method: ClassVar[str] = "sentrycam-spec"
+
+    def __init__(self, seed: int = 0, **options: Any) -> None:
+        options = {"graph": "sample", "refine_epochs": 0, "decoder_steps": 0, **options}
+        super().__init__(seed, **options)

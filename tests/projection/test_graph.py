@@ -12,6 +12,7 @@ from sentrycam_widget.errors import InputError
 from sentrycam_widget.projection.graph import (
     fuzzy_edges,
     knn_graph,
+    pca_view,
     sample_edges,
     spatial_edges,
     temporal_edges,
@@ -108,3 +109,37 @@ def test_bad_graph_inputs_are_rejected():
         temporal_edges(np.zeros((3, 4)), np.ones((3, 5)))
     with pytest.raises(InputError, match="weights"):
         sample_edges(np.zeros(3), 5, np.random.default_rng(0))
+
+
+def _recall(found: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.mean([np.isin(found[i], exact[i]).mean() for i in range(exact.shape[0])]))
+
+
+def test_nn_descent_above_the_exact_limit_finds_the_neighbours_with_self_first(points):
+    exact, _ = knn_graph(points, 15)
+    approx, dists = knn_graph(points, 15, exact_max_points=100)
+    assert _recall(approx, exact) > 0.95
+    assert np.array_equal(approx[:, 0], np.arange(600)) and np.all(dists[:, 0] == 0)
+
+
+def test_nn_descent_warm_started_from_the_exact_graph_keeps_it(points):
+    exact, _ = knn_graph(points, 15)
+    warm, _ = knn_graph(points, 15, init_graph=exact, exact_max_points=100)
+    assert _recall(warm, exact) > 0.99
+
+
+def test_warm_start_graph_must_cover_every_point(points):
+    exact, _ = knn_graph(points, 15)
+    with pytest.raises(InputError, match="init_graph has 599 rows"):
+        knn_graph(points, 15, init_graph=exact[:-1], exact_max_points=100)
+
+
+def test_pca_view_keeps_the_distances_of_data_in_a_low_dimensional_subspace():
+    rng = np.random.default_rng(1)
+    x = (rng.normal(size=(400, 6)) @ rng.normal(size=(6, 80))).astype(np.float32)
+    view = pca_view(x, 8)
+    assert view.shape == (400, 8)
+    full = np.linalg.norm(x[:50, None] - x[None, :50], axis=-1)
+    reduced = np.linalg.norm(view[:50, None] - view[None, :50], axis=-1)
+    assert np.allclose(full, reduced, rtol=1e-3, atol=1e-2)
+    assert np.array_equal(pca_view(x, 100), x)  # already narrow enough: unchanged

@@ -59,6 +59,7 @@ def _drifting_checkpoints() -> list[Checkpoint]:
 # Small budgets: this test checks the protocol, not faithfulness (see each method's own tests).
 _FAST_OPTIONS: dict[str, dict[str, Any]] = {
     "sentrycam": {"cold_steps": 30, "warm_steps": 10, "resolution": 24},
+    "sentrycam-spec": {"cold_steps": 30, "warm_steps": 10, "resolution": 24},
     "dvi": {"cold_epochs": 4, "warm_epochs": 2, "resolution": 24},
     "umap": {"n_epochs": 100},
     "umap-independent": {"n_epochs": 100},

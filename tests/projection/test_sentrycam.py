@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from sentrycam_widget.errors import InputError
+from sentrycam_widget.errors import InputError, RunFormatError
 from sentrycam_widget.projection import make_projector
 from sentrycam_widget.projection.sentrycam import SentryCamProjector
 from sentrycam_widget.records import Checkpoint, Frame, LinearHead
@@ -151,6 +151,56 @@ def test_resume_from_a_history_continues_exactly():
     assert without_weights.update(checkpoints[2]).embedding.shape == (1797, 2)
 
 
+def test_the_graph_covers_every_point_and_the_spec_method_only_the_sample():
+    checkpoint = _digits_run()[0]
+    default = SentryCamProjector(seed=0, min_samples=300, **FAST)
+    spec = make_projector("sentrycam-spec", seed=0, min_samples=300, **FAST)
+    frame, spec_frame = default.update(checkpoint), spec.update(checkpoint)
+    assert spec_frame.method == "sentrycam-spec"
+    assert spec_frame.metrics["sample_size"] < 1797
+    assert frame.metrics["graph_points"] == 1797
+    assert spec_frame.metrics["graph_points"] == spec_frame.metrics["sample_size"]
+    assert default.knn_indices.shape == (1797, 15) and spec.knn_indices is None
+
+
+def test_the_shown_frame_is_the_refined_one_and_the_decoder_describes_it():
+    checkpoint = _digits_run()[-1]
+    projector, frames = _run()
+    frame = frames[-1]
+    # the encoder alone places the points elsewhere: the refinement moved them
+    assert not np.allclose(projector._encode_all(checkpoint), frame.embedding, atol=1e-3)
+    assert {"refinement", "decoder"} <= set(frame.timings)
+    with torch.no_grad():
+        decoded = projector.model.decode(torch.from_numpy(frame.embedding))
+    expected = checkpoint.head.forward_torch(decoded).argmax(1).numpy()
+    assert np.array_equal(frame.recon_pred, expected)
+    # the SPEC method shows the encoder's output itself, and has no refinement stage
+    spec = make_projector("sentrycam-spec", seed=0, **FAST)
+    spec_frame = spec.update(_digits_run()[0])
+    assert np.array_equal(spec_frame.embedding, spec._encode_all(_digits_run()[0]))
+    assert "refinement" not in spec_frame.timings
+
+
+def test_nn_descent_is_warm_started_from_the_previous_graph_and_resumes_with_it():
+    checkpoints = _digits_run()
+    projector = SentryCamProjector(seed=0, exact_max_points=500, pca_dims=16, **FAST)
+    f0 = projector.update(checkpoints[0])
+    first = projector.knn_indices.copy()
+    frame = projector.update(checkpoints[1])
+    assert frame.metrics["graph_points"] == 1797
+    assert np.array_equal(projector.state_dict()["knn_indices"], projector.knn_indices)
+    # consecutive checkpoints' graphs are close, and the warm start carries that over
+    overlap = np.mean([np.isin(first[i], projector.knn_indices[i]).mean() for i in range(1797)])
+    assert overlap > 0.5
+    resumed = SentryCamProjector(seed=0, exact_max_points=500, pca_dims=16, **FAST)
+    resumed.resume(_History(checkpoints, [f0, frame]), projector.state_dict())
+    assert np.array_equal(resumed.knn_indices, projector.knn_indices)
+    assert np.array_equal(resumed.previous, frame.embedding)
+    bad = {**projector.state_dict(), "knn_indices": projector.knn_indices[:10]}
+    with pytest.raises(RunFormatError, match="kNN graph"):
+        SentryCamProjector(seed=0, **FAST).resume(_History(checkpoints, [f0, frame]), bad)
+
+
 def test_checkpoints_without_a_head_get_frames_without_background():
     checkpoint = _digits_run()[0]
     bare = Checkpoint(0, 1, checkpoint.features, checkpoint.labels)
@@ -180,6 +230,10 @@ def test_bad_options_are_rejected():
         SentryCamProjector(device="tpu")
     with pytest.raises(InputError, match="resolution"):
         SentryCamProjector(resolution=1)
+    with pytest.raises(InputError, match="all-point graph"):
+        SentryCamProjector(graph="sample", refine_epochs=10)
+    with pytest.raises(InputError, match="graph must be"):
+        SentryCamProjector(graph="some")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
