@@ -36,12 +36,10 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from sentrycam_widget.records import Checkpoint, LinearHead
+from sentrycam_widget.store import RunStore
 
-from sentrycam_widget.records import Checkpoint, LinearHead  # noqa: E402
-from sentrycam_widget.store import RunStore  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 CLASSES = 10
 COMMANDS = ("project", "audit", "evaluate", "export --html", "kernel widget")

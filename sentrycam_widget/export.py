@@ -18,9 +18,23 @@ from .projection.base import RunHistory
 
 
 def export_npz(store: RunHistory, method: str, path: str | Path) -> Path:
-    """Write one method's frames as ``.npz``: ``emb`` [T,N,2] float32, ``epochs`` [T] int64,
-    ``indices`` [T] (checkpoint indices) and ``recon_pred`` [T,N] int64 when every frame has one
-    (methods with an inverse). Written to a temp file and renamed, so ``path`` is never partial.
+    """Write one method's frames as ``.npz`` (atomically: ``path`` is never partial).
+
+    Parameters
+    ----------
+    store
+        The run to export.
+    method
+        The projection method whose frames are exported.
+    path
+        The ``.npz`` file to write.
+
+    Returns
+    -------
+    Path
+        ``path``, holding ``emb`` [T,N,2] float32, ``epochs`` [T] int64, ``indices`` [T]
+        (checkpoint indices) and ``recon_pred`` [T,N] int64 when every frame has one (methods
+        with an inverse).
     """
     indices = exported_indices(store, method)
     frames = [store.frame(method, i) for i in indices]

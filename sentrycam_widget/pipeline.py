@@ -31,14 +31,31 @@ def project_checkpoint(
 ) -> Frame:
     """Project one checkpoint, time it, score it and (with ``store``) keep frame and state.
 
-    ``frame.timings["total"]`` is the projector's wall time and ``frame.timings["metrics"]``
-    the scoring time. ``annotate`` runs just before the frame is stored (e.g. to attach
-    alerts). The projector state is saved only when this frame is the method's latest, just
-    before the frame, so the run always holds the state of its newest stored frame.
-    ``threads`` caps torch's intra-op threads while projecting (``None`` leaves them): the
-    projector's small matrices gain little from more threads, and on busy cores OpenMP teams
-    spin-wait on each other (measured 13 s with 1 thread against 172 s with 2 for the README's
-    example on a loaded 2-core machine).
+    The projector state is saved only when this frame is the method's latest, just before the
+    frame, so the run always holds the state of its newest stored frame.
+
+    Parameters
+    ----------
+    projector
+        The method's projector, fed checkpoints in increasing index order.
+    checkpoint
+        The checkpoint to project.
+    store
+        The run to append the frame (and the projector's state) to, if any.
+    metrics
+        Score the frame (trustworthiness, continuity, kNN preservation, PPR).
+    annotate
+        Runs just before the frame is stored (e.g. to attach alerts).
+    threads
+        torch's intra-op threads while projecting (``None`` leaves them); one is the default
+        because the projector's small matrices gain little from more, and on busy cores OpenMP
+        teams spin-wait on each other (README, "Performance notes").
+
+    Returns
+    -------
+    Frame
+        The frame; ``timings["total"]`` is the projector's wall time and
+        ``timings["metrics"]`` the scoring time.
     """
     with torch_threads(threads):
         return _project_and_keep(projector, checkpoint, store, metrics, annotate)
@@ -109,8 +126,25 @@ def project_run(
     Each stretch of missing checkpoints gets a projector resumed from the frames before it (and
     from the saved state when that state belongs to the frame just before the stretch), so an
     interrupted run continues where it stopped and holes left by a busy monitor are backfilled.
-    ``progress(frame, done, total)`` is called after each frame (see :func:`print_progress`);
-    ``threads`` is passed to :func:`project_checkpoint`.
+
+    Parameters
+    ----------
+    store
+        The run.
+    method
+        The projection method.
+    progress
+        Called as ``progress(frame, done, total)`` after each frame (see
+        :func:`print_progress`).
+    metrics, threads
+        As for :func:`project_checkpoint`.
+    **projector_options
+        Passed to :func:`~sentrycam_widget.projection.make_projector`.
+
+    Returns
+    -------
+    list of Frame
+        The frames computed now, in index order.
     """
     missing = store.missing_frames(method)
     frames: list[Frame] = []

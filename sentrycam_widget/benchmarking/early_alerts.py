@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..alerts import EARLY_SIGNALS, REFERENCE_SIGNALS
+from ._markdown import table
 from .alert_scenarios import AUTOENCODERS, CLASSIFIERS, GRADUAL, RunSpec, run_scenario
-from .case_report import _table
 
 RULES = ("val_loss", "reference", "combined", *EARLY_SIGNALS, "class_accuracy", "early_combined")
 SHORT = {
@@ -268,7 +268,7 @@ def early_md(result: dict[str, Any]) -> str:
                 ]
                 for rule, v in summary["rules"].items()
             ]
-        parts.append(f"### {scenario} ({summary['runs']} runs)\n\n" + _table(header, rows))
+        parts.append(f"### {scenario} ({summary['runs']} runs)\n\n" + table(header, rows))
     return "\n".join(parts)
 
 
