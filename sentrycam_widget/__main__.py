@@ -1,3 +1,5 @@
+"""``python -m sentrycam_widget``: runs the command line (:func:`sentrycam_widget.cli.main`)."""
+
 from .cli import main
 
 if __name__ == "__main__":

@@ -56,6 +56,22 @@ class Recorder:
 
     Layer and head are resolved (and checked) once here, so a bad argument fails when the
     recorder is created rather than at the first checkpoint.
+
+    Parameters
+    ----------
+    model
+        The model being trained.
+    probe
+        A :class:`~sentrycam_widget.probe.ProbeSet`, ``(inputs, labels)`` or a DataLoader of
+        ``(inputs, labels)`` batches (read once).
+    layer
+        The layer to record: a name of ``model.named_modules()``, a module, or None for the
+        input of the last ``nn.Linear`` (the penultimate features).
+    head
+        Maps the recorded layer's output to the logits; needed when ``layer`` is not the input
+        of the last Linear layer.
+    batch_size
+        Probe samples per forward pass.
     """
 
     def __init__(
@@ -94,7 +110,22 @@ class Recorder:
         scalars: dict[str, float] | None = None,
         step: int | None = None,
     ) -> Checkpoint:
-        """Run the probe set through the model now and return the checkpoint record."""
+        """Run the probe set through the model now and return the checkpoint record.
+
+        Parameters
+        ----------
+        index
+            The checkpoint's position in the run.
+        epoch
+            The user's epoch or step number.
+        scalars
+            Optional numbers to keep with it (``val_loss``, ...).
+
+        Returns
+        -------
+        Checkpoint
+            Features, logits, labels and a copy of the head.
+        """
         features, logits = forward_probe(
             self.model,
             self._probe_inputs(),
@@ -131,12 +162,24 @@ class Recorder:
         return self._inputs_cache[1]
 
     def head_module(self) -> torch.nn.Module | None:
-        """The module the head is copied from (None for a given LinearHead / TorchHead)."""
+        """The module the head is copied from.
+
+        Returns
+        -------
+        torch.nn.Module or None
+            None for a given LinearHead / TorchHead.
+        """
         source = self.layer_module if self._head_source is None else self._head_source
         return source if isinstance(source, torch.nn.Module) else None
 
     def copy_head(self) -> Head:
-        """A frozen CPU copy of the head as it is now."""
+        """A frozen CPU copy of the head as it is now.
+
+        Returns
+        -------
+        Head
+            A LinearHead for a Linear layer, else a TorchHead.
+        """
         source = self._head_source
         if source is None:
             source = self.layer_module
@@ -164,7 +207,20 @@ def capture_checkpoint(
     scalars: dict[str, float] | None = None,
     batch_size: int = 512,
 ) -> Checkpoint:
-    """One-shot capture; see :class:`Recorder` (use it directly to capture many checkpoints)."""
+    """One-shot capture (use :class:`Recorder` directly to capture many checkpoints).
+
+    Parameters
+    ----------
+    model, probe, layer, head, batch_size
+        As for :class:`Recorder`.
+    index, epoch, scalars
+        As for :meth:`Recorder.capture`.
+
+    Returns
+    -------
+    Checkpoint
+        The captured checkpoint.
+    """
     recorder = Recorder(model, probe, layer=layer, head=head, batch_size=batch_size)
     return recorder.capture(index=index, epoch=epoch, scalars=scalars)
 
@@ -181,8 +237,26 @@ def checkpoint_from_arrays(
 ) -> Checkpoint:
     """Bring-your-own representations: a checkpoint from plain arrays (any framework).
 
-    With ``head_W`` [C, D] (and optionally ``head_b`` [C]) the head is linear and, when
-    ``logits`` are not given, ``logits = features @ head_W.T + head_b``.
+    Parameters
+    ----------
+    index, epoch
+        The checkpoint's position in the run and the user's epoch.
+    features
+        [N, D] representations (numpy, torch or anything array-like).
+    labels
+        [N] class indices.
+    logits
+        [N, C]; computed from the head when left out.
+    head_W, head_b
+        A linear head [C, D] and its bias [C] (zeros when left out); when ``logits`` are not
+        given, ``logits = features @ head_W.T + head_b``.
+    scalars
+        Optional numbers such as ``val_loss``.
+
+    Returns
+    -------
+    Checkpoint
+        The checked record.
     """
     features = _as_float_array("features", features)
     head = None

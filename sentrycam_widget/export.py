@@ -6,6 +6,7 @@ error when there are none) and :func:`write_atomically` (a file is complete or a
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -13,14 +14,29 @@ from typing import BinaryIO
 import numpy as np
 
 from ._atomic_io import atomic_write
-from .errors import InputError
+from .errors import InputError, RunFormatError
 from .projection.base import RunHistory
+from .store import DamagedEntryWarning
 
 
 def export_npz(store: RunHistory, method: str, path: str | Path) -> Path:
-    """Write one method's frames as ``.npz``: ``emb`` [T,N,2] float32, ``epochs`` [T] int64,
-    ``indices`` [T] (checkpoint indices) and ``recon_pred`` [T,N] int64 when every frame has one
-    (methods with an inverse). Written to a temp file and renamed, so ``path`` is never partial.
+    """Write one method's frames as ``.npz`` (atomically: ``path`` is never partial).
+
+    Parameters
+    ----------
+    store
+        The run to export.
+    method
+        The projection method whose frames are exported.
+    path
+        The ``.npz`` file to write.
+
+    Returns
+    -------
+    Path
+        ``path``, holding ``emb`` [T,N,2] float32, ``epochs`` [T] int64, ``indices`` [T]
+        (checkpoint indices) and ``recon_pred`` [T,N] int64 when every frame has one (methods
+        with an inverse).
     """
     indices = exported_indices(store, method)
     frames = [store.frame(method, i) for i in indices]
@@ -35,7 +51,8 @@ def export_npz(store: RunHistory, method: str, path: str | Path) -> Path:
 
 
 def exported_indices(store: RunHistory, method: str) -> list[int]:
-    """Checkpoint indices with a ``method`` frame; InputError saying how to make them if none.
+    """Checkpoint indices with a readable ``method`` frame; InputError saying how to make them
+    if none. A damaged frame is left out with a DamagedEntryWarning naming it.
 
     Parameters
     ----------
@@ -55,7 +72,17 @@ def exported_indices(store: RunHistory, method: str) -> list[int]:
             f"the run has no {method!r} frames to export; run `python -m sentrycam_widget "
             f"project RUN_DIR --method {method}` first"
         )
-    return indices
+    readable = []
+    for index in indices:
+        try:
+            store.frame(method, index)
+        except RunFormatError as exc:
+            warnings.warn(f"skipping damaged entry: {exc}", DamagedEntryWarning, stacklevel=2)
+            continue
+        readable.append(index)
+    if not readable:
+        raise InputError(f"every {method!r} frame of the run is damaged")
+    return readable
 
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> Path:

@@ -82,6 +82,21 @@ def _script_safe(source: str) -> str:
 
 
 def export_run_html(run_dir: str | Path, path: str | Path, title: str | None = None) -> Path:
-    """The standalone HTML file of a recorded run (``python -m sentrycam_widget export --html``)."""
+    """The standalone HTML file of a recorded run (``python -m sentrycam_widget export --html``).
+
+    Parameters
+    ----------
+    run_dir
+        The run directory.
+    path
+        The ``.html`` file to write.
+    title
+        The page title (default ``sentrycam run <run directory name>``).
+
+    Returns
+    -------
+    Path
+        The file written; it scrubs every method's frames in any browser, offline.
+    """
     store = RunStore.open(run_dir)
     return export_html(widget_from_store(store), path, title or f"sentrycam run {store.name}")

@@ -11,13 +11,11 @@ that touches the widget. When it has no live work it backfills the skipped
 checkpoints, each method with a fresh projector resumed from the frames before the gap, so
 projectors still see checkpoints in increasing order.
 
-Failures are logged with their traceback and shown in the widget: a method whose projection
-raises stops (its frames are kept) while every checkpoint is still captured and stored, for
-``python -m sentrycam_widget project RUN`` later; a torch head that ``torch.export`` cannot
-store is left out of the stored checkpoints; a raising ``on_alert`` is logged and recording
-goes on. Only a checkpoint that cannot be written at all stops the worker. ``close()`` drains
-everything and raises :class:`WorkerError` naming every failure. Skipped checkpoints wait in
-the run directory, and the threading settings: :mod:`sentrycam_widget.monitor_threads`.
+How skipped checkpoints are kept and what each failure does: ``docs/architecture.md``, "The
+live monitor".
+
+Threading details (one torch thread, nice +10, a 0.5 ms GIL switch interval): see
+:mod:`sentrycam_widget.monitor_threads`.
 """
 
 from __future__ import annotations
@@ -53,7 +51,7 @@ from .projection import graph
 from .projection.base import Projector, make_projector
 from .records import Alert, Checkpoint, Frame, TorchHead
 from .store import RunStore
-from .viewer import RunViewer, WidgetView
+from .viewer import WidgetView, open_run
 from .widget import SentryCamWidget, add_stored
 
 log = logging.getLogger("sentrycam_widget")
@@ -64,17 +62,27 @@ AlertCallback = Callable[[Alert], None]
 class Monitor(WidgetView):
     """Watch a model learn: ``mon = Monitor(model, probe=(x, y)); mon; mon.checkpoint(epoch)``.
 
-    ``methods`` are projection methods (``available_methods()``); ``run_dir`` is where the run is
-    recorded (default ``runs/<date-time>``); ``queue_size`` bounds the checkpoints waiting for
-    the worker; ``on_alert(alert)`` is called (on the worker thread) with each alert raised, an
-    :class:`~sentrycam_widget.records.Alert` whose ``method`` is set; ``device`` is passed to
-    the projectors (e.g. ``"cuda"``). ``images`` are thumbnails for the hover tooltip (default:
-    derived from image-like probe inputs).
-
-    ``methods=()`` records without projecting and has no widget (cluster jobs; project later
-    with ``sentrycam-widget project``). ``resume=True`` continues the run in ``run_dir`` (same
-    probe labels): new checkpoints follow the stored ones, missing frames are backfilled,
-    projectors resume from the stored frames, the widget shows it all; alerts start afresh.
+    Parameters
+    ----------
+    model, probe, layer, head
+        The model, its probe set (``(x, y)``, a DataLoader or a ProbeSet) and the layer and head
+        to record, as for :class:`~sentrycam_widget.capture.Recorder`.
+    methods
+        Projection methods (``available_methods()``); ``()`` records without projecting and
+        has no widget (cluster jobs; project later with ``sentrycam-widget project``).
+    run_dir
+        Where the run is recorded (a path or an fsspec URL; default ``runs/<date-time>``).
+    queue_size, worker_threads, worker_nice
+        Checkpoints waiting for the worker at most; the worker's torch threads and niceness.
+    on_alert
+        Called on the worker thread with each :class:`~sentrycam_widget.records.Alert`.
+    device, method_options
+        Passed to the projectors (``device`` to all, ``method_options[m]`` to method ``m``).
+    images, class_names
+        Hover thumbnails (default: from image-like probe inputs) and class names.
+    resume
+        Continue the run in ``run_dir`` (same probe labels): new checkpoints follow the stored
+        ones, missing frames are backfilled, projectors resume; alerts start afresh.
     """
 
     def __init__(
@@ -176,12 +184,22 @@ class Monitor(WidgetView):
         val_loss: float | None = None,
         **scalars: float,
     ) -> int | None:
-        """Capture the model now and queue it for projection; returns the checkpoint's index.
+        """Capture the model now and queue it for projection (never waits for projection).
 
-        ``epoch`` and the global optimiser ``step`` are ints >= 0, at least one given (a
-        left-out epoch keeps the last one given, 0 before any); ``val_loss`` and ``scalars``
-        are stored with the checkpoint. Never waits for projection; returns None after a
-        worker failure (shown in the widget and raised by :meth:`close`).
+        Parameters
+        ----------
+        epoch
+            The epoch, an int >= 0 (left out: the last one given, 0 before any).
+        step
+            The global optimiser step, an int >= 0; at least one of ``epoch`` and ``step``.
+        val_loss, **scalars
+            Numbers stored with the checkpoint.
+
+        Returns
+        -------
+        int or None
+            The checkpoint's index, or None after a worker failure (shown in the widget and
+            raised by :meth:`close`).
         """
         return self._record(self._recorder.capture, epoch, step=step, val_loss=val_loss, **scalars)
 
@@ -244,22 +262,7 @@ class Monitor(WidgetView):
         self.close()
 
     # ------------------------------------------------------------------ viewing
-    @staticmethod
-    def open(
-        run_dir: str | os.PathLike[str],
-        follow: bool = False,
-        *,
-        methods: Sequence[str] | None = None,
-        interval: float = 1.0,
-    ) -> RunViewer:
-        """Show a recorded run (every stored checkpoint and frame) without a model.
-
-        With ``follow`` the view keeps up with a run another process is still writing
-        (``python -m sentrycam_widget watch`` projecting it): every ``interval`` seconds new
-        checkpoints and frames of ``methods`` (default: those stored, else sentrycam) are
-        sent to the widget, until ``viewer.stop()``.
-        """
-        return RunViewer(run_dir, follow=follow, methods=methods, interval=interval)
+    open = staticmethod(open_run)  # Monitor.open(run_dir): a recorded run, without a model
 
     # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:

@@ -28,20 +28,38 @@ def project_checkpoint(
     metrics: bool = True,
     annotate: Callable[[Frame], None] | None = None,
     threads: int | None = 1,
+    replace: bool = False,
 ) -> Frame:
     """Project one checkpoint, time it, score it and (with ``store``) keep frame and state.
 
-    ``frame.timings["total"]`` is the projector's wall time and ``frame.timings["metrics"]``
-    the scoring time. ``annotate`` runs just before the frame is stored (e.g. to attach
-    alerts). The projector state is saved only when this frame is the method's latest, just
-    before the frame, so the run always holds the state of its newest stored frame.
-    ``threads`` caps torch's intra-op threads while projecting (``None`` leaves them): the
-    projector's small matrices gain little from more threads, and on busy cores OpenMP teams
-    spin-wait on each other (measured 13 s with 1 thread against 172 s with 2 for the README's
-    example on a loaded 2-core machine).
+    The projector state is saved only when this frame is the method's latest, just before the
+    frame, so the run always holds the state of its newest stored frame.
+
+    Parameters
+    ----------
+    projector
+        The method's projector, fed checkpoints in increasing index order.
+    checkpoint
+        The checkpoint to project.
+    store
+        The run to append the frame (and the projector's state) to, if any.
+    metrics
+        Score the frame (trustworthiness, continuity, kNN preservation, PPR).
+    annotate
+        Runs just before the frame is stored (e.g. to attach alerts).
+    threads
+        torch's intra-op threads while projecting (``None`` leaves them); one is the default
+        because the projector's small matrices gain little from more, and on busy cores OpenMP
+        teams spin-wait on each other (README, "Performance notes").
+
+    Returns
+    -------
+    Frame
+        The frame; ``timings["total"]`` is the projector's wall time and
+        ``timings["metrics"]`` the scoring time.
     """
     with torch_threads(threads):
-        return _project_and_keep(projector, checkpoint, store, metrics, annotate)
+        return _project_and_keep(projector, checkpoint, store, metrics, annotate, replace)
 
 
 @contextlib.contextmanager
@@ -66,6 +84,7 @@ def _project_and_keep(
     store: RunStore | None,
     metrics: bool,
     annotate: Callable[[Frame], None] | None,
+    replace: bool,
 ) -> Frame:
     start = time.perf_counter()
     frame = projector.update(checkpoint)
@@ -89,7 +108,7 @@ def _project_and_keep(
         latest = frame.index > max(store.frame_indices(frame.method), default=-1)
         if latest:
             store.save_projector_state(frame.method, frame.index, projector.state_dict())
-        store.append_frame(frame)
+        store.append_frame(frame, replace=replace)
         if latest:
             store.prune_projector_states(frame.method, keep=frame.index)
     return frame
@@ -102,6 +121,7 @@ def project_run(
     progress: ProgressCallback | None = None,
     metrics: bool = True,
     threads: int | None = 1,
+    damaged: dict[int, str] | None = None,
     **projector_options: Any,
 ) -> list[Frame]:
     """Compute the frames of ``method`` that ``store`` still lacks, in index order, resumably.
@@ -109,24 +129,66 @@ def project_run(
     Each stretch of missing checkpoints gets a projector resumed from the frames before it (and
     from the saved state when that state belongs to the frame just before the stretch), so an
     interrupted run continues where it stopped and holes left by a busy monitor are backfilled.
-    ``progress(frame, done, total)`` is called after each frame (see :func:`print_progress`);
-    ``threads`` is passed to :func:`project_checkpoint`.
+    Damaged frames are recomputed and replaced, each with a DamagedEntryWarning.
+
+    Parameters
+    ----------
+    store
+        The run.
+    method
+        The projection method.
+    progress
+        Called as ``progress(frame, done, total)`` after each frame (see
+        :func:`print_progress`).
+    metrics, threads
+        As for :func:`project_checkpoint`.
+    damaged
+        The damaged frames (index -> why) if already known; default :func:`damaged_frames`.
+    **projector_options
+        Passed to :func:`~sentrycam_widget.projection.make_projector`.
+
+    Returns
+    -------
+    list of Frame
+        The frames computed now, in index order.
     """
-    missing = store.missing_frames(method)
+    damaged = damaged_frames(store, method) if damaged is None else damaged
+    for index, reason in damaged.items():
+        warnings.warn(f"recomputing damaged frame {index}: {reason}", DamagedEntryWarning, 2)
+    missing = sorted({*store.missing_frames(method), *damaged})
+    done = [i for i in store.frame_indices(method) if i not in damaged]
     frames: list[Frame] = []
-    for stretch in _missing_stretches(missing, store.frame_indices(method)):
-        projector = resumed_projector(store, method, stretch[0], **projector_options)
+    for stretch in _missing_stretches(missing, done):
+        projector = resumed_projector(
+            store, method, stretch[0], skip=set(damaged), **projector_options
+        )
         for index in stretch:
             checkpoint = readable_checkpoint(store, index)
             if checkpoint is None:
                 continue
             frame = project_checkpoint(
-                projector, checkpoint, store, metrics=metrics, threads=threads
+                projector,
+                checkpoint,
+                store,
+                metrics=metrics,
+                threads=threads,
+                replace=index in damaged,
             )
             frames.append(frame)
             if progress is not None:
                 progress(frame, len(frames), len(missing))
     return frames
+
+
+def damaged_frames(store: RunStore, method: str) -> dict[int, str]:
+    """Stored frames of ``method`` that cannot be read back: index -> why (reads each once)."""
+    damaged = {}
+    for index in store.frame_indices(method):
+        try:
+            store.frame(method, index)
+        except RunFormatError as exc:
+            damaged[index] = str(exc)
+    return damaged
 
 
 def print_progress(frame: Frame, done: int, total: int) -> None:
@@ -163,12 +225,14 @@ class HistoryBefore:
     What a projector resuming just before ``limit`` may see (used to backfill holes).
     """
 
-    def __init__(self, store: RunStore, limit: int) -> None:
+    def __init__(self, store: RunStore, limit: int, skip: set[int] | None = None) -> None:
         self._store = store
         self._limit = limit
+        self._skip = skip or set()
 
     def frame_indices(self, method: str) -> list[int]:
-        return [i for i in self._store.frame_indices(method) if i < self._limit]
+        indices = self._store.frame_indices(method)
+        return [i for i in indices if i < self._limit and i not in self._skip]
 
     def checkpoint(self, index: int) -> Checkpoint:
         return self._store.checkpoint(index)
@@ -177,7 +241,9 @@ class HistoryBefore:
         return self._store.frame(method, index)
 
 
-def resumed_projector(store: RunStore, method: str, before: int, **options: Any) -> Projector:
+def resumed_projector(
+    store: RunStore, method: str, before: int, skip: set[int] | None = None, **options: Any
+) -> Projector:
     """A new ``method`` projector resumed from the run's frames before checkpoint ``before``.
 
     Parameters
@@ -188,6 +254,8 @@ def resumed_projector(store: RunStore, method: str, before: int, **options: Any)
         The projection method.
     before
         The first checkpoint the projector will be given.
+    skip
+        Frames not to resume from (damaged ones).
     **options
         Passed to :func:`make_projector`.
 
@@ -197,7 +265,7 @@ def resumed_projector(store: RunStore, method: str, before: int, **options: Any)
         Warm-started from the saved state when that state belongs to the frame just before.
     """
     projector = make_projector(method, **options)
-    history = HistoryBefore(store, before)
+    history = HistoryBefore(store, before, skip)
     prior = history.frame_indices(method)
     if prior:
         projector.resume(history, _state_for(store, method, prior[-1]))

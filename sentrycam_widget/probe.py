@@ -21,9 +21,15 @@ from .errors import InputError
 class ProbeSet:
     """The fixed probe samples fed through the model at every checkpoint, in a fixed order.
 
-    ``inputs`` is the model's input tensor [N, ...] (kept on CPU; batches move to the model's
-    device), ``labels`` int64 [N]. ``images`` are optional uint8 thumbnails [N, h, w] or
-    [N, h, w, 3] stored with the run for hover tooltips.
+    Parameters
+    ----------
+    inputs
+        The model's input tensor [N, ...] (kept on CPU; batches move to the model's device).
+    labels
+        Class indices [N].
+    images
+        Optional thumbnails for hover tooltips: uint8 [N, h, w] or [N, h, w, 3], or image-like
+        values scaled to uint8.
     """
 
     inputs: torch.Tensor
@@ -59,6 +65,18 @@ class ProbeSet:
 
         A DataLoader is read once, here, so every checkpoint sees the same samples in the same
         order even if the loader shuffles.
+
+        Parameters
+        ----------
+        probe
+            ``(inputs, labels)``, a DataLoader of such batches, or a ProbeSet.
+        images
+            Optional thumbnails (see :class:`ProbeSet`).
+
+        Returns
+        -------
+        ProbeSet
+            The probe set.
         """
         if isinstance(probe, ProbeSet):
             if images is None:
@@ -75,7 +93,13 @@ class ProbeSet:
         )
 
     def describe(self) -> dict[str, Any]:
-        """JSON-ready summary stored in the run manifest."""
+        """JSON-ready summary stored in the run manifest.
+
+        Returns
+        -------
+        dict
+            ``n_points``, ``input_shape``, ``input_dtype`` and ``has_images``.
+        """
         return {
             "n_points": self.n_points,
             "input_shape": list(self.inputs.shape[1:]),

@@ -29,12 +29,31 @@ class Head(abc.ABC):
 
     @abc.abstractmethod
     def forward_torch(self, x: torch.Tensor) -> torch.Tensor:
-        """The same map on a torch tensor, on ``x``'s device and dtype."""
+        """The same map on a torch tensor, on ``x``'s device and dtype.
+
+        Parameters
+        ----------
+        x
+            Representations [M, D].
+
+        Returns
+        -------
+        torch.Tensor
+            Logits [M, C].
+        """
 
 
 @dataclass(eq=False)
 class LinearHead(Head):
-    """``logits = x @ weight.T + bias``: the last Linear layer of a classifier, copied."""
+    """``logits = x @ weight.T + bias``: the last Linear layer of a classifier, copied.
+
+    Parameters
+    ----------
+    weight
+        float32 [C, D].
+    bias
+        float32 [C].
+    """
 
     weight: np.ndarray
     bias: np.ndarray
@@ -72,7 +91,13 @@ class LinearHead(Head):
 
 @dataclass(eq=False)
 class TorchHead(Head):
-    """Any torch module from the captured layer to the logits (a deep copy, frozen, on CPU)."""
+    """Any torch module from the captured layer to the logits (a deep copy, frozen, on CPU).
+
+    Parameters
+    ----------
+    module
+        Maps flattened representations [M, D] to logits [M, C].
+    """
 
     module: torch.nn.Module
 
@@ -97,9 +122,24 @@ class TorchHead(Head):
 class Checkpoint:
     """One checkpoint of one run: representations, logits and head for the fixed probe set.
 
-    ``index`` is the checkpoint's position in the run (0, 1, 2, ...); ``epoch`` is the user's
-    epoch number and ``step`` the optional global optimiser step (the UI can show either).
-    ``scalars`` holds optional numbers such as ``val_loss`` and ``train_loss``.
+    Parameters
+    ----------
+    index
+        Position of the checkpoint in the run (0, 1, 2, ...).
+    epoch
+        The user's epoch number.
+    features
+        float32 [N, D] representations of the probe set.
+    labels
+        int [N] class indices.
+    logits
+        float32 [N, C]; computed from ``head`` when left out.
+    head
+        Maps representations to logits (decision background, PPR).
+    scalars
+        Optional numbers such as ``val_loss`` and ``train_loss``.
+    step
+        The optional global optimiser step (the UI can show it instead of the epoch).
     """
 
     index: int
@@ -185,6 +225,15 @@ def require_finite(what: str, array: np.ndarray) -> None:
 class Background:
     """Decision-region raster behind a frame (SPEC §2.6).
 
+    Parameters
+    ----------
+    classes
+        uint16 [R, R]: the head's argmax class per grid cell.
+    alpha
+        uint8 [R, R]: colour strength per cell.
+    extent
+        ``(x0, x1, y0, y1)`` of the grid in frame coordinates.
+
     ``classes[i, j]`` is the head's argmax class at grid cell (row i, column j) and ``alpha`` its
     colour strength m' scaled to 0..255 (0 on boundary cells, which are painted white). Row 0 is
     the bottom of the plot (y = y0); cell centres lie on ``linspace(x0, x1, R)`` and
@@ -214,9 +263,25 @@ class Background:
 class Frame:
     """One method's picture of one checkpoint: 2-D positions of all N probe points and extras.
 
-    ``recon_pred`` is the head's prediction on the decoded points (methods with an inverse
-    only); PPR is ``mean(recon_pred == checkpoint predictions)``. ``metrics`` holds SPEC §4
-    numbers, ``timings`` seconds per pipeline stage, ``alerts`` the alert records raised at it.
+    Parameters
+    ----------
+    method
+        The projection method that made it.
+    index, epoch
+        Its checkpoint's index and the user's epoch.
+    embedding
+        float32 [N, 2] positions.
+    background
+        The decision-region raster (methods with an inverse).
+    recon_pred
+        int64 [N]: the head's prediction on the decoded points (methods with an inverse
+        only); PPR is ``mean(recon_pred == checkpoint predictions)``.
+    metrics
+        SPEC §4 numbers.
+    timings
+        Seconds per pipeline stage.
+    alerts
+        The alert records raised at this checkpoint (JSON form).
     """
 
     method: str
@@ -241,14 +306,31 @@ class Frame:
 class Alert:
     """One alert: which signal fired, where, by how much, and why (one line).
 
-    ``checkpoint`` is the index of the checkpoint it was raised at (for a step-cadence alert,
-    the last checkpoint recorded before it, or -1 before the first one); ``epoch`` the user's
-    epoch; ``step`` the optimiser step when the alert came from a finer cadence; ``value`` and
-    ``threshold`` are the trigger's statistic and its bar; ``level`` the signal's own value;
-    ``class_index`` the class a per-class alert is about; ``method`` the projection method
-    whose layout the alert engine watched (set by the monitor). :meth:`to_dict` gives the JSON form
-    stored in frames and ``alerts.json``; :meth:`from_dict` reads it back, including alerts
-    written before ``step`` and ``class_index`` existed.
+    :meth:`to_dict` gives the JSON form stored in frames and ``alerts.json``; :meth:`from_dict`
+    reads it back, including alerts written before ``step``, ``class_index`` and ``method``
+    existed.
+
+    Parameters
+    ----------
+    checkpoint
+        Index of the checkpoint it was raised at (for a step-cadence alert, the last checkpoint
+        recorded before it, or -1 before the first one).
+    epoch
+        The user's epoch.
+    signal, trigger
+        The signal that fired and the rule that fired on it.
+    value, threshold
+        The trigger's statistic and its bar.
+    level
+        The signal's own value.
+    explanation
+        Why, in one line.
+    step
+        The optimiser step (the checkpoint's, or the look's for a finer cadence).
+    class_index
+        The class a per-class alert is about.
+    method
+        The projection method whose layout the alert engine watched (set by the monitor).
     """
 
     checkpoint: int
@@ -264,7 +346,13 @@ class Alert:
     method: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready form; ``step``, ``class_index`` and ``method`` only when set."""
+        """The JSON-ready form.
+
+        Returns
+        -------
+        dict
+            The fields; ``step``, ``class_index`` and ``method`` only when set.
+        """
         out: dict[str, Any] = {
             "checkpoint": int(self.checkpoint),
             "epoch": int(self.epoch),
@@ -285,7 +373,18 @@ class Alert:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
-        """Read an alert's JSON form; a missing or mistyped field fails with its name."""
+        """Read an alert's JSON form; a missing or mistyped field fails with its name.
+
+        Parameters
+        ----------
+        data
+            What :meth:`to_dict` wrote.
+
+        Returns
+        -------
+        Alert
+            The alert.
+        """
         if not isinstance(data, dict):
             raise RunFormatError(f"an alert must be a JSON object, got {type(data).__name__}")
         missing = [k for k in _ALERT_FIELDS if k not in data]

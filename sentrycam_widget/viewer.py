@@ -99,3 +99,26 @@ class RunViewer(WidgetView):
         """Stop following the run (no-op for a snapshot view)."""
         if self.feed is not None:
             self.feed.stop()
+
+
+def open_run(
+    run_dir: str | os.PathLike[str],
+    follow: bool = False,
+    *,
+    methods: Sequence[str] | None = None,
+    interval: float = 1.0,
+) -> RunViewer:
+    """Show a recorded run (every stored checkpoint and frame) without a model: ``Monitor.open``.
+
+    Parameters
+    ----------
+    run_dir, follow, methods, interval
+        As for :class:`RunViewer` (``follow`` keeps up with a run ``python -m sentrycam_widget
+        watch`` is projecting, until ``viewer.stop()``).
+
+    Returns
+    -------
+    RunViewer
+        Display it in a notebook cell, or ``save_html`` it.
+    """
+    return RunViewer(run_dir, follow=follow, methods=methods, interval=interval)

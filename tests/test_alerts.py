@@ -312,6 +312,15 @@ def test_alert_records_are_complete_json_and_one_line():
         assert Alert.from_dict(json.loads(json.dumps(stored))) == alert
 
 
+def test_alerts_carry_the_checkpoint_step():
+    checkpoints, frames = _run(20, collapse_at=12)
+    for checkpoint in checkpoints:
+        checkpoint.step = 50 * (checkpoint.index + 1)
+    alerts = AlertEngine().run(checkpoints, frames)
+    assert alerts and all(a.step == 50 * (a.checkpoint + 1) for a in alerts)
+    assert all(a.to_dict()["step"] == a.step for a in alerts)
+
+
 def test_alert_json_of_older_runs_and_new_fields_round_trip():
     old = {
         "checkpoint": 3,

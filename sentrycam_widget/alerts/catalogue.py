@@ -46,16 +46,19 @@ REFERENCE_SIGNALS = ("intra_class_variance_2d", "inter_class_distance_2d")
 def first_firing(alerts: Sequence[Alert | dict[str, Any]]) -> dict[str, int | None]:
     """Per signal (plus ``reference`` = earliest of V and D, and ``combined``): first checkpoint.
 
-    ``None`` where a signal never fired. The audit CLI prints this next to the alerts.
+    ``None`` where a signal never fired. ``alerts`` are records or their stored JSON (only
+    ``signal`` and ``checkpoint`` are read). The audit CLI prints this next to the alerts.
     """
     first: dict[str, int | None] = dict.fromkeys([*SIGNALS, "reference", "combined"])
-    records = [a if isinstance(a, Alert) else Alert.from_dict(a) for a in alerts]
-    for alert in sorted(records, key=lambda a: a.checkpoint):
-        name = alert.signal
+    fired_at = [
+        (a.checkpoint, a.signal) if isinstance(a, Alert) else (int(a["checkpoint"]), a["signal"])
+        for a in alerts
+    ]
+    for checkpoint, name in sorted(fired_at, key=lambda pair: pair[0]):
         if name not in first:
             raise InputError(f"unknown alert signal {name!r}")
         if first[name] is None:
-            first[name] = alert.checkpoint
+            first[name] = checkpoint
     fired = [first[name] for name in REFERENCE_SIGNALS if first[name] is not None]
     first["reference"] = min(fired) if fired else None
     return first

@@ -12,7 +12,9 @@ projected once per epoch — and watches signals that need nothing else:
 Each signal has a :class:`~.rules.TrendRule` (a sustained move from its best smoothed level,
 after a warm-up). An alert is raised when a signal starts firing (not again while it keeps
 firing), and ``early_combined`` when signals of at least two families have started firing
-within ``agreement_window`` looks. Alerts are :class:`~sentrycam_widget.records.Alert` records with ``step``.
+within ``agreement_window`` looks. Alerts are :class:`~sentrycam_widget.records.Alert`
+records with their ``step``. Rules and windows were chosen on seed 10 of the scenario suite
+(:mod:`sentrycam_widget.benchmarking.alert_scenarios`); its reported runs use other seeds.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class EarlySignal:
 
     name: str
     description: str
-    higher_is_bad: bool
+    higher_is_bad: bool | None  # None: both ways are bad (collapse or blow-up)
     family: str
     rule: TrendRule
 
@@ -51,8 +53,8 @@ EARLY_SIGNALS: dict[str, EarlySignal] = {
     s.name: s
     for s in (
         EarlySignal("drift", "drift (1 - CKA to the previous look)", True, "drift", TrendRule()),
-        EarlySignal("feature_norm", "feature norm", True, "scale", TrendRule()),
-        EarlySignal("effective_rank", "effective rank", False, "rank", TrendRule(min_gap=0.2)),
+        EarlySignal("feature_norm", "feature norm", None, "scale", TrendRule(min_gap=0.5)),
+        EarlySignal("effective_rank", "effective rank", None, "rank", TrendRule(min_gap=0.15)),
         EarlySignal(
             "dead_fraction",
             "dead-unit fraction",
@@ -61,9 +63,13 @@ EARLY_SIGNALS: dict[str, EarlySignal] = {
             TrendRule(min_gap=0.1, log=False),
         ),
         EarlySignal(
-            "probe_accuracy", "probe accuracy", False, "accuracy", TrendRule(min_gap=0.1, log=False)
+            "probe_accuracy",
+            "probe accuracy",
+            False,
+            "accuracy",
+            TrendRule(min_gap=0.03, log=False),
         ),
-        EarlySignal("fisher_ratio", "Fisher ratio", False, "separation", TrendRule(min_gap=0.4)),
+        EarlySignal("fisher_ratio", "Fisher ratio", False, "separation", TrendRule(min_gap=0.15)),
     )
 }
 CLASS_RULE = TrendRule(min_gap=0.3, log=False)
@@ -92,7 +98,7 @@ class EarlyWatch:
         seed: int = 0,
         signals: tuple[str, ...] | None = None,
         agreement: int = 2,
-        agreement_window: int = 8,
+        agreement_window: int = 12,
         rules: dict[str, TrendRule] | None = None,
         class_rule: TrendRule = CLASS_RULE,
     ) -> None:

@@ -119,8 +119,12 @@ class TrendRule:
     """A sustained move away from the best level seen: catches gradual failures early.
 
     The series is smoothed with an EWMA (weight ``alpha``, on log values when ``log``); from
-    position ``min_history`` on, the rule compares the smoothed value with the best smoothed
-    value since ``min_history`` (the lowest for a rising-is-bad signal). It fires when the gap
+    position ``min_history`` on (the warm-up: 20 looks, about 5 epochs at a look every 5 of 21
+    steps), the rule compares the smoothed value with the best smoothed value of the last
+    ``window`` positions since the warm-up (all of them when ``window`` is None; the lowest for
+    a rising-is-bad signal; with ``higher_is_bad=None`` both the lowest and the highest, so a
+    move either way counts). The window keeps slow, healthy growth (a feature norm creeping up
+    over 20 epochs) from adding up to an alarm. It fires when the gap
     exceeds both ``min_gap`` (a relative change of ``exp(min_gap)`` on log values, an absolute
     one otherwise) and ``z_threshold`` × the smoothed series' noise, and has done so for
     ``persist`` consecutive values. The noise is 1.2533 × the mean absolute one-step prediction
@@ -129,11 +133,12 @@ class TrendRule:
     """
 
     alpha: float = 0.3
-    min_history: int = 8
+    min_history: int = 20
     min_gap: float = 0.7
     z_threshold: float = 4.0
-    persist: int = 3
+    persist: int = 2
     log: bool = True
+    window: int | None = 24
 
     def check(self, values: Sequence[float], higher_is_bad: bool | None) -> Firing | None:
         """The firing at the last value, or None; ``higher_is_bad=None`` watches both ways."""
@@ -153,7 +158,7 @@ class TrendRule:
         for sign in signs:
             bad = sign * smooth
             gaps = [
-                float(bad[i] - bad[self.min_history - 1 : i].min())
+                float(bad[i] - bad[self._start(i) : i].min())
                 for i in range(series.size - self.persist, series.size)
             ]
             if min(gaps) > margin:
@@ -166,6 +171,12 @@ class TrendRule:
                     f"{self.persist} values (margin {margin:.3g})",
                 )
         return None
+
+    def _start(self, i: int) -> int:
+        """First position of the baseline for position ``i``: since the warm-up, or the last
+        ``window`` positions."""
+        start = self.min_history - 1
+        return start if self.window is None else max(start, i - self.window)
 
     def positions(self, values: Sequence[float], higher_is_bad: bool | None) -> list[int]:
         """Every position where the rule fires (offline use and tests)."""

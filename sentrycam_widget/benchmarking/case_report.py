@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .._jsonio import json_default
 from ..plots import SIGNAL_LABELS
 from ._environment import RESULTS, environment
+from ._markdown import table
 
 # ---------------------------------------------------------------------------------------------
 # Output
@@ -50,21 +50,11 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
         parts.append(_healthy_md(results["healthy"]))
     if "continual" in results:
         parts.append(_continual_md(results["continual"]))
+    if "early" in results:
+        from .early_alerts import early_md
+
+        parts.append(early_md(results["early"]))
     return "\n".join(parts)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def _instability_md(result: dict[str, Any], which: str, tag: str = "(a)") -> str:
@@ -101,7 +91,7 @@ def _instability_md(result: dict[str, Any], which: str, tag: str = "(a)") -> str
         "never); rules that fired before the change (false alarms: nothing had happened yet) "
         "are listed in the last column. 'failed at' = first checkpoint with validation accuracy "
         "below half its best; lead = the val-loss rule's checkpoint minus that rule's.\n\n"
-        + _table(header, rows)
+        + table(header, rows)
         + f"\nTarget (combined ≥ 3 checkpoints before the val-loss rule on a failing run): met "
         f"on {target['met_on'] or 'none'} of failing runs {target['failing_runs']}; the "
         f"paper's V/D rule meets it on {target['reference_rule_met_on'] or 'none'}.\n"
@@ -135,7 +125,7 @@ def _healthy_md(result: dict[str, Any]) -> str:
         f"## (b) Healthy runs: {len(s['seeds'])} seeds, {s['epochs']} epochs, LR "
         f"{s['base_lr']:g}\n\nCells: number of checkpoints at which each rule fired (every one "
         "is a false alarm).\n\n"
-        + _table(["run", "final acc", *(SIGNAL_LABELS[k] for k in names)], rows)
+        + table(["run", "final acc", *(SIGNAL_LABELS[k] for k in names)], rows)
     )
 
 
@@ -166,7 +156,7 @@ def _continual_md(result: dict[str, Any]) -> str:
     return (
         f"## (c) Continual learning: classes 0–4 for {s['task_epochs']} epochs, then 5–9 "
         f"(switch at checkpoint {result['switch_checkpoint']}), seed {s['seed']}\n\n"
-        + _table(header, rows)
+        + table(header, rows)
         + f"\nFirst firing after the switch: {first or 'none'}. Alerts before the switch: "
         f"{', '.join(summary['alerts_before_switch']) or 'none'}.\n"
     )

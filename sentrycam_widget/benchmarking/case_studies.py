@@ -43,6 +43,7 @@ import numpy as np
 from ..alerts import REFERENCE_SIGNALS, fisher_ratio
 from ._environment import RESULTS
 from .case_report import lead, markdown, write_results
+from .early_alerts import early
 
 TASK_1 = (0, 1, 2, 3, 4)
 TASK_2 = (5, 6, 7, 8, 9)
@@ -372,6 +373,7 @@ STUDIES = {
     "healthy": healthy,
     "continual": continual,
     "instability_seeds": instability_seeds,
+    "early": early,
 }
 
 

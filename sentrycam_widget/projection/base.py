@@ -40,15 +40,42 @@ class Projector(abc.ABC):
 
     @abc.abstractmethod
     def update(self, checkpoint: Checkpoint) -> Frame:
-        """Project one checkpoint (all N points) and return its frame."""
+        """Project one checkpoint (all N points), warm-starting from the previous one.
+
+        Parameters
+        ----------
+        checkpoint
+            The next checkpoint; its index must be larger than the last one's.
+
+        Returns
+        -------
+        Frame
+            The checkpoint's frame (positions, and background and ``recon_pred`` for methods
+            with an inverse).
+        """
 
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:
-        """Everything beyond the stored frames needed to resume (e.g. network weights)."""
+        """Everything beyond the stored frames needed to resume (e.g. network weights).
+
+        Returns
+        -------
+        dict
+            Tensors, numpy arrays and plain values, as
+            :meth:`~sentrycam_widget.store.RunStore.save_projector_state` stores them.
+        """
 
     @abc.abstractmethod
     def resume(self, history: RunHistory, state: dict[str, Any] | None) -> None:
-        """Rebuild in-memory state from the frames already stored (and ``state`` if saved)."""
+        """Rebuild in-memory state from the frames already stored (and ``state`` if saved).
+
+        Parameters
+        ----------
+        history
+            The run so far (a :class:`~sentrycam_widget.store.RunStore` or a view of it).
+        state
+            What :meth:`state_dict` returned after the last stored frame, or None.
+        """
 
 
 _REGISTRY: dict[str, str] = {
@@ -62,7 +89,13 @@ _REGISTRY: dict[str, str] = {
 
 
 def available_methods() -> list[str]:
-    """Names accepted by :func:`make_projector` and ``--method``."""
+    """Names accepted by :func:`make_projector` and ``--method``.
+
+    Returns
+    -------
+    list of str
+        Sorted method names.
+    """
     return sorted(_REGISTRY)
 
 
@@ -87,7 +120,20 @@ def require_method(method: str, stored: Iterable[str] = ()) -> None:
 
 
 def make_projector(method: str, **options: Any) -> Projector:
-    """Create the projector registered as ``method`` with keyword ``options``."""
+    """Create the projector registered as ``method``.
+
+    Parameters
+    ----------
+    method
+        A name of :func:`available_methods`.
+    **options
+        Keyword options of that method's projector (``seed``, ``device``, budgets, ...).
+
+    Returns
+    -------
+    Projector
+        A fresh projector.
+    """
     import importlib
 
     require_method(method)

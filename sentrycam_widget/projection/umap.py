@@ -36,10 +36,18 @@ from .base import Projector, RunHistory
 class UMAPProjector(Projector):
     """umap-learn per checkpoint, initialised from and Procrustes-aligned to the previous frame.
 
-    ``seed`` makes every fit deterministic (the fit of checkpoint ``index`` uses
-    ``random_state = seed + index``). ``n_epochs=None`` keeps umap-learn's default (500 below
-    10,000 points, else 200). umap-learn runs on the CPU whatever ``device`` says; the option is
-    accepted (and checked) so that one ``device`` can be passed to every method of a monitor.
+    Parameters
+    ----------
+    n_neighbors, min_dist
+        umap-learn's options.
+    seed
+        Makes every fit deterministic (the fit of checkpoint ``index`` uses
+        ``random_state = seed + index``).
+    n_epochs
+        umap-learn's epochs; None keeps its default (500 below 10,000 points, else 200).
+    device
+        Accepted (and checked) so that one ``device`` can be passed to every method of a
+        monitor; umap-learn runs on the CPU whatever it says.
     """
 
     method: ClassVar[str] = "umap"

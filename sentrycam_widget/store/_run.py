@@ -11,7 +11,7 @@ import json
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,16 +23,13 @@ from .._jsonio import json_bytes
 from ..checks import check_thumbnails
 from ..errors import InputError, RunFormatError
 from ..filesystem import LocalDir, RunDir, run_dir
-from ..records import Checkpoint, Frame
-from ._checks import check_checkpoint, check_frame, remove_leftovers
+from ..records import Checkpoint
+from ._checks import check_checkpoint, remove_leftovers
 from ._format import (
     CHECKPOINT_KEYS,
     FORMAT,
-    FRAME_KEYS,
     MANIFEST,
-    METHOD,
     VERSION,
-    background_from,
     class_count,
     entry_indices,
     entry_meta,
@@ -43,8 +40,8 @@ from ._format import (
     load_npz,
     read_manifest,
 )
+from ._frames import FrameStore
 from ._heads import read_head, write_head
-from ._state import prune_states, read_state, write_state
 
 
 class DamagedEntryWarning(UserWarning):
@@ -59,12 +56,19 @@ class DamagedEntry:
     reason: str
 
 
-class RunStore:
+class RunStore(FrameStore):
     """Read and append to a run directory (implements the ``RunHistory`` protocol).
 
     Create with :meth:`create`, reopen with :meth:`open`, each with a local path or an fsspec
     URL (``s3://bucket/runs/a``, ``memory://...``). Writes are atomic; methods are safe to call
     from one writer thread while other threads (or processes, or machines) read.
+
+    Parameters
+    ----------
+    files
+        The run directory's files (use :meth:`create` or :meth:`open` rather than this).
+    manifest
+        Its parsed ``manifest.json``.
     """
 
     def __init__(self, files: RunDir, manifest: dict[str, Any]) -> None:
@@ -106,9 +110,33 @@ class RunStore:
     ) -> RunStore:
         """Start a new run at ``path`` (a local path or an fsspec URL) for these ``labels``.
 
-        ``n_features`` may be left out; the first checkpoint then fixes it. With ``exist_ok``
-        an existing run with the same labels is reopened instead. The manifest is written
-        last, so a reader never finds a run without its labels.
+        The manifest is written last, so a reader never finds a run without its labels.
+
+        Parameters
+        ----------
+        path
+            The run directory to create (it must not exist or be empty).
+        labels
+            Integer class indices [N] of the probe set.
+        n_features
+            D of the recorded layer; left out, the first checkpoint fixes it.
+        n_classes
+            Number of classes (default: from the labels and ``class_names``).
+        class_names
+            A name per class, shown in the widget.
+        layer
+            The recorded layer's name, kept in the manifest.
+        probe
+            A JSON-ready summary of the probe set (``ProbeSet.describe()``).
+        images
+            uint8 hover thumbnails [N, h, w] or [N, h, w, 3].
+        exist_ok
+            Reopen an existing run with the same labels instead of failing.
+
+        Returns
+        -------
+        RunStore
+            The new (or reopened) run.
         """
         files = run_dir(path)
         labels = labels_array(labels)
@@ -121,6 +149,8 @@ class RunStore:
             if not np.array_equal(store.labels, labels):
                 raise InputError(f"{files.location} holds a run with different probe labels")
             return store
+        if isinstance(files, LocalDir) and files.root.exists() and not files.root.is_dir():
+            raise InputError(f"{files.location} is a file, not a directory for a run")
         if not files.is_empty():
             raise InputError(f"{files.location} exists, is not empty and is not a run directory")
         n_classes = class_count(labels, n_classes, class_names)
@@ -149,6 +179,16 @@ class RunStore:
         """Open an existing run (possibly still being written), local or at an fsspec URL.
 
         On disk, temp files and torch-head files of killed writers are removed (where writable).
+
+        Parameters
+        ----------
+        path
+            The run directory: a local path, an fsspec URL or a RunDir.
+
+        Returns
+        -------
+        RunStore
+            The run; a RunFormatError names the problem if it is not a readable run.
         """
         files = run_dir(path)
         store = cls(files, read_manifest(files))
@@ -219,11 +259,23 @@ class RunStore:
 
     # ---------------------------------------------------------------- checkpoints
     def checkpoint_indices(self) -> list[int]:
-        """Indices of the complete checkpoint files, ascending."""
+        """Indices of the complete checkpoint files.
+
+        Returns
+        -------
+        list of int
+            Ascending checkpoint indices.
+        """
         return entry_indices(self.files, "checkpoints")
 
     def append_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Store one checkpoint (atomically); it must match the run's probe set and layer."""
+        """Store one checkpoint (atomically); it must match the run's probe set and layer.
+
+        Parameters
+        ----------
+        checkpoint
+            The checkpoint to append; its index must not be stored yet.
+        """
         check_checkpoint(self, checkpoint)
         key = self._checkpoint_key(checkpoint.index)
         if self.files.exists(key):
@@ -258,7 +310,18 @@ class RunStore:
             raise InputError(f"checkpoint {checkpoint.index} is already stored at {where}")
 
     def checkpoint(self, index: int) -> Checkpoint:
-        """Load checkpoint ``index``; RunFormatError naming the file if it is missing or damaged."""
+        """Load one checkpoint.
+
+        Parameters
+        ----------
+        index
+            The checkpoint's index.
+
+        Returns
+        -------
+        Checkpoint
+            The checkpoint; a RunFormatError names the file if it is missing or damaged.
+        """
         key = self._checkpoint_key(index)
         path = self.files.describe(key)
         arrays = load_npz(self.files, key, CHECKPOINT_KEYS)
@@ -292,6 +355,11 @@ class RunStore:
         """Every readable checkpoint in index order; damaged ones are skipped and reported.
 
         A damaged run-level file (``labels.npy``) raises RunFormatError naming it instead.
+
+        Yields
+        ------
+        Checkpoint
+            One checkpoint after another (see :attr:`damaged` for those skipped).
         """
         self.labels  # noqa: B018 - read once here, so its damage is not blamed on every entry
         for index in self.checkpoint_indices():
@@ -304,8 +372,12 @@ class RunStore:
     def checkpoint_info(self) -> list[dict[str, Any]]:
         """``{"index", "epoch", "step", "scalars"}`` of every readable checkpoint, without features.
 
-        ``step`` is None for checkpoints recorded without one (and in runs written before
-        steps were recorded).
+        Returns
+        -------
+        list of dict
+            ``{"index", "epoch", "step", "scalars"}`` per checkpoint, in index order; ``step``
+            is None for checkpoints recorded without one (and in runs written before steps were
+            recorded).
         """
         infos = []
         for index in self.checkpoint_indices():
@@ -328,129 +400,19 @@ class RunStore:
         return infos
 
     def epochs(self) -> dict[int, int]:
-        """Checkpoint index -> the user's epoch/step number."""
-        return {info["index"]: info["epoch"] for info in self.checkpoint_info()}
+        """The user's epoch (or step) number of each checkpoint.
 
-    # ---------------------------------------------------------------- frames
-    def methods(self) -> list[str]:
-        """Projection methods with a frames directory, sorted."""
-        return sorted(name for name in self.files.list("frames") if METHOD.match(name))
-
-    def frame_indices(self, method: str) -> list[int]:
-        """Checkpoint indices that have a complete frame of ``method``, ascending."""
-        return entry_indices(self.files, self._method_dir(method))
-
-    def missing_frames(self, method: str) -> list[int]:
-        """Stored checkpoints that have no frame of ``method`` yet, ascending."""
-        done = set(self.frame_indices(method))
-        return [i for i in self.checkpoint_indices() if i not in done]
-
-    def append_frame(self, frame: Frame, *, replace: bool = False) -> None:
-        """Store one frame (atomically). Its checkpoint must be stored; ``replace`` overwrites."""
-        check_frame(self, frame)
-        key = self._frame_key(frame.method, frame.index)
-        if not replace and self.files.exists(key):
-            where = self.files.describe(key)
-            raise InputError(f"frame {frame.method}/{frame.index} is already stored at {where}")
-        arrays: dict[str, np.ndarray] = {"embedding": frame.embedding}
-        if frame.background is not None:
-            arrays["bg_classes"] = frame.background.classes
-            arrays["bg_alpha"] = frame.background.alpha
-            arrays["bg_extent"] = np.asarray(frame.background.extent, dtype=np.float64)
-        if frame.recon_pred is not None:
-            arrays["recon_pred"] = frame.recon_pred
-        meta = {
-            "version": VERSION,
-            "method": frame.method,
-            "index": int(frame.index),
-            "epoch": int(frame.epoch),
-            "metrics": frame.metrics,
-            "timings": frame.timings,
-            "alerts": frame.alerts,
-        }
-        arrays["meta"] = json_array(meta)
-        if replace:
-            self.files.write(key, lambda f: np.savez(f, **arrays))
-        elif not self.files.create_exclusive(key, lambda f: np.savez(f, **arrays)):
-            where = self.files.describe(key)
-            raise InputError(f"frame {frame.method}/{frame.index} is already stored at {where}")
-
-    def frame(self, method: str, index: int) -> Frame:
-        """Load one frame; RunFormatError naming the file if it is missing or damaged."""
-        key = self._frame_key(method, index)
-        path = self.files.describe(key)
-        arrays = load_npz(self.files, key, FRAME_KEYS)
-        meta = entry_meta(path, arrays, index)
-        if meta.get("method") != method:
-            raise RunFormatError(
-                f"{path}: frame of method {meta.get('method')!r}, expected {method!r}"
-            )
-        embedding = arrays["embedding"]
-        if embedding.shape != (self.n_points, 2):
-            raise RunFormatError(
-                f"{path}: embedding has shape {embedding.shape}, expected [{self.n_points}, 2]"
-            )
-        try:
-            frame = Frame(
-                method=method,
-                index=int(meta["index"]),
-                epoch=int(meta["epoch"]),
-                embedding=embedding,
-                background=background_from(path, arrays),
-                recon_pred=arrays.get("recon_pred"),
-                metrics=dict(meta.get("metrics", {})),
-                timings=dict(meta.get("timings", {})),
-                alerts=list(meta.get("alerts", [])),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RunFormatError(f"{path}: {exc}") from exc
-        self._mark_good(key)
-        return frame
-
-    def frames(self, method: str) -> list[Frame]:
-        """Every readable frame of ``method`` in index order; damaged ones are skipped and reported."""
-        frames = []
-        for index in self.frame_indices(method):
-            key = self._frame_key(method, index)
-            frame = self._read_or_skip(key, lambda i=index: self.frame(method, i))
-            if frame is not None:
-                frames.append(frame)
-        return frames
-
-    # ---------------------------------------------------------------- projector state
-    def save_projector_state(self, method: str, index: int, state: Mapping[str, Any]) -> None:
-        """Keep the projector's state after checkpoint ``index`` so a later process can resume.
-
-        Each index has its own file, written *before* its frame: whatever moment a writer is
-        killed at, the state of the newest stored frame is kept (then
-        :meth:`prune_projector_states`).
+        Returns
+        -------
+        dict of int to int
+            Checkpoint index -> epoch.
         """
-        write_state(self.files, self._method_dir(method), method, index, state)
-
-    def load_projector_state(
-        self, method: str, index: int | None = None
-    ) -> tuple[int, dict[str, Any]] | None:
-        """``(index, state)`` saved after checkpoint ``index`` (default: the newest saved), or
-        None if there is none; RunFormatError naming the file if it is damaged."""
-        return read_state(self.files, self._method_dir(method), method, index)
-
-    def prune_projector_states(self, method: str, keep: int) -> None:
-        """Remove the states saved before checkpoint ``keep``; call once frame ``keep`` is stored."""
-        prune_states(self.files, self._method_dir(method), keep)
+        return {info["index"]: info["epoch"] for info in self.checkpoint_info()}
 
     # ---------------------------------------------------------------- internals
     @staticmethod
     def _checkpoint_key(index: int) -> str:
         return f"checkpoints/{int(index):06d}.npz"
-
-    @staticmethod
-    def _method_dir(method: str) -> str:
-        if not isinstance(method, str) or not METHOD.match(method):
-            raise InputError(f"invalid method name {method!r}: use letters, digits, '_', '.', '-'")
-        return f"frames/{method}"
-
-    def _frame_key(self, method: str, index: int) -> str:
-        return f"{self._method_dir(method)}/{int(index):06d}.npz"
 
     def _refresh_manifest(self) -> None:
         manifest = read_manifest(self.files)

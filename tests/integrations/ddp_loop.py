@@ -4,14 +4,15 @@ Run as ``python -m torch.distributed.run --nproc_per_node=2 ddp_loop.py OUT MODE
 writes ``OUT/rank<r>.json``. MODE ``record``: rank 0 records (through the unwrapped module:
 the model has BatchNorm buffers, so a DDP forward on rank 0 alone would wait forever for the
 buffer broadcast) and a sharded monitor gathers every rank's probe slice. MODE ``stop``: the
-validation loss rises after epoch 5 and ``stop_on_alert`` stops both ranks together.
+validation loss rises after epoch 5 and ``stop_on_alert`` stops both ranks together; rank 0
+flushes its worker each epoch so that the stop comes at the alert's own epoch (a training loop
+would not wait: it stops at the first ``should_stop`` after the alert arrives).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -63,15 +64,15 @@ def stop(out: Path, ddp: nn.Module, data: demo.DigitsData, rank: int, world: int
     )
     x, y = data.x_train[rank::world][:64], data.y_train[rank::world][:64]
     stopped_at = None
-    for epoch in range(400):
+    for epoch in range(30):
         train_step(ddp, optimizer, x, y)
         # a validation loss that falls for six epochs, then keeps rising
         val_loss = 2.0 - 0.1 * epoch if epoch < 6 else 1.5 + 0.2 * (epoch - 5)
         mon.checkpoint(epoch, step=epoch + 1, val_loss=val_loss)
+        mon.flush()  # rank 0 only (module doc); rank 1 meanwhile waits in should_stop
         if mon.should_stop():
             stopped_at = epoch
             break
-        time.sleep(0.05)  # the rest of an epoch's training
     mon.close()
     alerts = [] if mon.monitor is None else mon.monitor.alerts
     return {

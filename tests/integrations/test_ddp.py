@@ -79,10 +79,10 @@ def test_stop_on_alert_stops_every_rank_at_the_same_step(tmp_path):
     zero, one = _torchrun(tmp_path, "stop")
     assert zero["stopped_at"] is not None
     assert zero["stopped_at"] == one["stopped_at"]
-    # rank 0 raised the validation-loss alert (rising since epoch 6) before the stop
-    assert "val_loss" in zero["alert_signals"]
-    assert min(zero["alert_epochs"]) >= 6
-    assert zero["stopped_at"] >= min(zero["alert_epochs"])
+    # both ranks stopped at the epoch of rank 0's first alert (whichever signal raised it; the
+    # validation loss rises from epoch 6 on, so one comes within the 30 epochs)
+    assert zero["alert_signals"]
+    assert zero["stopped_at"] == min(zero["alert_epochs"]) < 29
     assert one["alert_epochs"] == []
     assert RunStore.open(tmp_path / "run").checkpoint_indices()[-1] == zero["stopped_at"]
 

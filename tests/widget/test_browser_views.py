@@ -127,7 +127,9 @@ def test_a_diverged_frame_is_fitted_and_fit_comes_back_after_a_pan(tmp_path, pag
 def test_metrics_timeline_reads_validation_loss_and_scrubs_on_click(tmp_path, page):
     widget = SentryCamWidget(LABELS, {"sentrycam": True})
     for i in range(4):
-        widget.add_checkpoint(synthetic_checkpoint(i, LABELS))
+        checkpoint = synthetic_checkpoint(i, LABELS)
+        checkpoint.scalars["lr"] = 0.01 * (i + 1) if i < 2 else 0.01
+        widget.add_checkpoint(checkpoint)
         widget.add_frame(synthetic_frame("sentrycam", i, N))
     _open(page, widget, tmp_path)
     readout = page.locator(".sc-readout")
@@ -143,6 +145,11 @@ def test_metrics_timeline_reads_validation_loss_and_scrubs_on_click(tmp_path, pa
     alert.click()
     assert page.locator(".sc-epoch").text_content() == "epoch 10 · 2/4"
     assert page.locator(".sc-slider").input_value() == "1"
+    loss_line = page.locator(".sc-line-scalar").get_attribute("d")
+    page.locator(".sc-scalar").select_option("lr")  # any recorded scalar can be drawn
+    assert readout.text_content().startswith("lr 0.020")  # at checkpoint 1
+    assert page.locator(".sc-line-scalar").get_attribute("d") != loss_line
+    page.locator(".sc-scalar").select_option("val_loss")
     shot = page.locator(".sc-chart-box").screenshot()
     chart_pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(int)
     assert (chart_pixels.sum(axis=-1) < 300).sum() > 50  # the loss line is drawn

@@ -103,6 +103,9 @@ def test_quickstart_live_in_jupyterlab(lab):
         assert page.locator(".sc-epoch").text_content().startswith("epoch 0 ")
         plot = page.locator(".sc-plot")
 
+        # under load the first checkpoint may be a skipped one, projected later by the backfill
+        page.wait_for_function(f"{VIEW}.frameAt() !== null", timeout=600_000, polling=250)
+        page.evaluate(NEXT_PAINT)
         target = page.evaluate(
             f"() => {{ const v = {VIEW}; const f = v.frameAt(); return v.plot.toClient(f.x[5], f.y[5]); }}"
         )

@@ -239,7 +239,7 @@ def run_scenario(spec: RunSpec) -> dict[str, Any]:
         "name": spec.name,
         "scalars": scalars_per_epoch,
         "epoch_steps": epoch_steps,
-        "epoch_alerts": [{**a, "step": epoch_steps[a["checkpoint"]]} for a in engine.alerts],
+        "epoch_alerts": [{**a.to_dict(), "step": epoch_steps[a.checkpoint]} for a in engine.alerts],
         "early_alerts": early,
         "early_records": watch.records,
     }
