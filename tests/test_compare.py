@@ -99,8 +99,9 @@ def test_markdown_has_a_row_per_run_and_method_and_every_target(quick):
 def test_figure_has_a_panel_per_method_and_checkpoint_and_marks_missing_backgrounds(quick):
     out, _ = quick
     image = np.asarray(Image.open(out / "compare.png").convert("RGB"))
-    # 4 method rows × (2 runs × early/middle/late) columns of 2.6 × 2.7 inch panels at 100 dpi
-    assert image.shape == (4 * 270, 6 * 260, 3)
+    # 6 method rows (3 with an inverse, then the 3 UMAPs) × (2 runs × early/middle/late) columns
+    # of 2.6 × 2.7 inch panels at 100 dpi
+    assert image.shape == (len(compare.METHODS) * 270, 6 * 260, 3)
     grey = (image == 0xEE).all(axis=2)  # the face colour of panels without a background
     top, bottom = grey[: image.shape[0] // 2], grey[image.shape[0] // 2 :]
     assert bottom.mean() > 0.3 and top.mean() < 0.05
