@@ -24,7 +24,7 @@ from typing import Any
 from ._jsonio import json_bytes, parse_json
 from .alerts import AlertEngine, first_firing
 from .errors import InputError, RunFormatError
-from .records import Checkpoint, Frame
+from .records import Frame
 from .store import RunStore
 
 log = logging.getLogger("sentrycam_widget")
@@ -48,25 +48,31 @@ def audit_run(
     :class:`~.alerts.AlertEngine` (e.g. ``eval_size``).
     """
     store = _as_store(store_or_path)
-    checkpoints = list(store.checkpoints())
-    if not checkpoints:
-        raise InputError(f"{store.location} holds no readable checkpoint to audit")
-    frames = _frames_for(store, method, checkpoints)
     engine = AlertEngine(**engine_options)
-    alerts = [alert.to_dict() for alert in engine.run(checkpoints, frames)]
-    n_frames = sum(frame is not None for frame in frames)
+    stored = set(store.frame_indices(method)) if method in store.methods() else set()
+    alerts: list[dict[str, Any]] = []
+    audited, framed, val_loss = 0, [], False
+    for checkpoint in store.checkpoints():  # one checkpoint (and its frame) in memory at a time
+        frame = _readable_frame(store, method, checkpoint.index, stored)
+        alerts.extend(alert.to_dict() for alert in engine.update(checkpoint, frame))
+        audited += 1
+        val_loss = val_loss or "val_loss" in checkpoint.scalars
+        if frame is not None:
+            framed.append(frame.index)
+    if not audited:
+        raise InputError(f"{store.location} holds no readable checkpoint to audit")
     result = {
         "format": AUDIT_FORMAT,
         "version": AUDIT_VERSION,
         "method": method,
-        "checkpoints": len(checkpoints),
-        "frames_used": n_frames,
-        "note": _coverage_note(method, n_frames, len(checkpoints), checkpoints),
+        "checkpoints": audited,
+        "frames_used": len(framed),
+        "note": _coverage_note(method, len(framed), audited, val_loss),
         "alerts": alerts,
         "first_firing": first_firing(alerts),
         "records": engine.records,
     }
-    _attach_to_frames(store, frames, alerts)
+    _attach_to_frames(store, method, framed, alerts)
     store.files.write_bytes(ALERTS_FILE, json_bytes(result))
     for alert in alerts:
         log.info("sentrycam audit of %s: %s", store.location, alert["explanation"])
@@ -122,15 +128,15 @@ def _as_store(store_or_path: RunStore | str | os.PathLike[str]) -> RunStore:
     raise InputError(f"expected a RunStore or a run directory, got {type(store_or_path).__name__}")
 
 
-def _frames_for(store: RunStore, method: str, checkpoints: list[Checkpoint]) -> list[Frame | None]:
-    """One frame of ``method`` (or None where there is none or it is damaged) per checkpoint."""
-    stored = {frame.index: frame for frame in store.frames(method)}
-    return [stored.get(checkpoint.index) for checkpoint in checkpoints]
+def _readable_frame(store: RunStore, method: str, index: int, stored: set[int]) -> Frame | None:
+    """The frame of ``method`` for checkpoint ``index``; None where there is none or it is
+    damaged (then warned about, naming it)."""
+    if index not in stored:
+        return None
+    return store.readable_frame(method, index)
 
 
-def _coverage_note(
-    method: str, n_frames: int, n_checkpoints: int, checkpoints: list[Checkpoint]
-) -> str:
+def _coverage_note(method: str, n_frames: int, n_checkpoints: int, val_loss: bool) -> str:
     parts = []
     if n_frames == 0:
         parts.append(
@@ -139,20 +145,22 @@ def _coverage_note(
         )
     elif n_frames < n_checkpoints:
         parts.append(f"2-D signals from the {n_frames} of {n_checkpoints} checkpoints with frames")
-    if not any("val_loss" in c.scalars for c in checkpoints):
+    if not val_loss:
         parts.append("no val_loss scalar: the baseline rule was not computed")
     return "; ".join(parts)
 
 
 def _attach_to_frames(
-    store: RunStore, frames: list[Frame | None], alerts: list[dict[str, Any]]
+    store: RunStore, method: str, indices: list[int], alerts: list[dict[str, Any]]
 ) -> None:
-    """Rewrite each audited frame with exactly its checkpoint's alerts (idempotent)."""
+    """Rewrite each audited frame with exactly its checkpoint's alerts (idempotent), reading
+    one frame at a time."""
     by_checkpoint: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for alert in alerts:
         by_checkpoint[alert["checkpoint"]].append(alert)
-    for frame in frames:
-        if frame is None or frame.alerts == by_checkpoint.get(frame.index, []):
+    for index in indices:
+        frame = store.frame(method, index)
+        if frame.alerts == by_checkpoint.get(frame.index, []):
             continue
         frame.alerts = by_checkpoint.get(frame.index, [])
         store.append_frame(frame, replace=True)

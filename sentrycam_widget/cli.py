@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._jsonio import jsonable
-from .errors import SentryCamError
+from .errors import InputError, SentryCamError
 
 if TYPE_CHECKING:
     from .store import RunStore
@@ -45,12 +47,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except SentryCamError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (SentryCamError, OSError) as exc:
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; stored frames are kept, rerun to continue", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error in one line; an OS error says what went wrong with which file."""
+    if isinstance(exc, OSError) and not isinstance(exc, SentryCamError):
+        where = exc.filename if exc.filename is not None else ""
+        what = exc.strerror or type(exc).__name__
+        text = f"{where}: {what}" if where else f"{what} ({exc})"
+    else:
+        text = str(exc)
+    return " ".join(text.split())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(commands)
     _add_import(commands)
@@ -78,12 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _command(
     commands: argparse._SubParsersAction, name: str, help_text: str, description: str | None = None
 ) -> argparse.ArgumentParser:
-    return commands.add_parser(
+    parser = commands.add_parser(
         name,
         help=help_text,
         description=description or help_text,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show error tracebacks"
+    )
+    return parser
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
@@ -167,6 +187,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory: a path or an fsspec URL")
     _method_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON on stdout (else a table)")
+    _strict_argument(p)
     p.set_defaults(handler=_run_evaluate)
 
 
@@ -184,6 +205,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory: a path or an fsspec URL")
     _method_argument(p)
     target = p.add_mutually_exclusive_group(required=True)
+    _strict_argument(p)
     target.add_argument("--npz", type=Path, metavar="OUT.npz", help="write the method's frames")
     target.add_argument("--html", type=Path, metavar="OUT.html", help="write the offline viewer")
     target.add_argument(
@@ -260,6 +282,14 @@ def _threads_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _strict_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 2) on a damaged checkpoint or frame instead of skipping it with a warning",
+    )
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -301,6 +331,35 @@ def _open_run(run_dir: str) -> RunStore:
     return RunStore.open(run_dir)
 
 
+def _require_writable(directory: Path, what: str) -> None:
+    """Fail before any work when ``what`` could not write into ``directory``."""
+    if not directory.is_dir():
+        raise InputError(f"{directory}: no such directory to write {what} into")
+    if not os.access(directory, os.W_OK):
+        raise InputError(
+            f"{directory}: not writable (permission denied), so {what} cannot be written"
+        )
+
+
+def _require_writable_run(run_dir: str, why: str) -> None:
+    """A local run directory must be writable before a command computes what it will store."""
+    if "://" in run_dir and not run_dir.startswith("file://"):
+        return
+    root = Path(run_dir.removeprefix("file://"))
+    for directory in (root, root / "frames"):
+        if directory.is_dir() and not os.access(directory, os.W_OK):
+            raise InputError(f"{directory}: not writable (permission denied); {why}")
+
+
+def _require_undamaged(store: RunStore, methods: list[str]) -> None:
+    """``--strict``: every checkpoint and every frame of ``methods`` must read back whole."""
+    for index in store.checkpoint_indices():
+        store.checkpoint(index)
+    for method in methods:
+        for index in store.frame_indices(method):
+            store.frame(method, index)
+
+
 def _check_method(method: str, store: RunStore | None = None) -> None:
     from .projection.base import require_method
 
@@ -310,7 +369,7 @@ def _check_method(method: str, store: RunStore | None = None) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_run
 
-    report = evaluate_run(_open_run(args.run_dir), args.method)
+    report = evaluate_run(_open_run(args.run_dir), args.method, strict=args.strict)
     if args.json:
         print(json.dumps(jsonable(report), indent=2, allow_nan=False))
         return 0
@@ -332,6 +391,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     store = _open_run(args.run_dir)
+    target = next(t for t in (args.html, args.npz, args.parquet, args.tensorboard) if t)
+    _require_writable(Path(target).parent, "the export")
+    if args.strict:
+        _require_undamaged(store, store.methods() if args.html is not None else [args.method])
     if args.html is not None:
         from .html_export import export_run_html
 
@@ -357,6 +420,7 @@ def _run_export(args: argparse.Namespace) -> int:
 def _run_audit(args: argparse.Namespace) -> int:
     from .audit import audit_run, format_audit
 
+    _require_writable_run(args.run_dir, "audit writes alerts.json and the frames' alerts")
     result = audit_run(_open_run(args.run_dir), method=args.method)
     if args.json:
         keep = {key: result[key] for key in ("alerts", "first_firing", "note")}
@@ -405,20 +469,29 @@ def _run_watch(args: argparse.Namespace) -> int:
 
 
 def _run_project(args: argparse.Namespace) -> int:
-    from .pipeline import print_progress, project_run
+    from .pipeline import damaged_frames, print_progress, project_run
 
     _check_method(args.method)
     store = _open_run(args.run_dir)
+    _require_writable_run(args.run_dir, "project writes frames into it")
     missing = store.missing_frames(args.method)
-    if not missing:
+    damaged = damaged_frames(store, args.method)
+    for index, reason in damaged.items():
+        print(f"frame {index} is damaged, recomputing it: {reason}", flush=True)
+    if not missing and not damaged:
         print(
             f"nothing to do: all {len(store.checkpoint_indices())} checkpoints already have "
             f"{args.method} frames"
         )
         return 0
-    print(f"projecting {len(missing)} checkpoint(s) with {args.method}", flush=True)
+    print(f"projecting {len(missing) + len(damaged)} checkpoint(s) with {args.method}", flush=True)
     frames = project_run(
-        store, args.method, progress=print_progress, threads=args.threads, seed=args.seed
+        store,
+        args.method,
+        progress=print_progress,
+        threads=args.threads,
+        damaged=damaged,
+        seed=args.seed,
     )
     print(f"done: {len(frames)} new {args.method} frame(s) in {store.path}")
     return 0

@@ -1,18 +1,25 @@
-"""Scoring a stored run: per-checkpoint frame metrics and the run's temporal metrics."""
+"""Scoring a stored run: per-checkpoint frame metrics and the run's temporal metrics.
+
+The run is read one checkpoint at a time: only the fixed evaluation subsample of each
+checkpoint's features (:func:`~sentrycam_widget.metrics.eval_indices`, at most 2,000 points) is
+kept for the temporal metrics, which use that subsample anyway, so memory does not grow with
+N × D × T and the numbers equal those of the whole arrays.
+"""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from .errors import InputError
-from .metrics import frame_metrics, temporal_metrics
+from .errors import InputError, RunFormatError
+from .metrics import eval_indices, frame_metrics, temporal_metrics
 from .projection.base import require_method
-from .store import RunStore
+from .store import DamagedEntryWarning, RunStore
 
 FRAME_METRICS = ("trustworthiness", "continuity", "knn_preservation", "knn_count_self")
 
 
-def evaluate_run(store: RunStore, method: str) -> dict[str, Any]:
+def evaluate_run(store: RunStore, method: str, *, strict: bool = False) -> dict[str, Any]:
     """Per-checkpoint frame metrics (stored ones, computed where missing) and temporal metrics.
 
     Parameters
@@ -21,11 +28,15 @@ def evaluate_run(store: RunStore, method: str) -> dict[str, Any]:
         The run to score.
     method
         A projection method with frames in ``store``.
+    strict
+        Fail (RunFormatError naming the file) on a damaged checkpoint or frame instead of
+        skipping it with a :class:`~sentrycam_widget.store.DamagedEntryWarning`.
 
     Returns
     -------
     dict
-        ``{"run", "method", "checkpoints": [{"index", "epoch", "metrics"}], "temporal"}``.
+        ``{"run", "method", "checkpoints": [{"index", "epoch", "metrics"}], "temporal",
+        "skipped": [why each damaged entry was left out]}``.
     """
     require_method(method, store.methods())
     indices = store.frame_indices(method)
@@ -34,18 +45,29 @@ def evaluate_run(store: RunStore, method: str) -> dict[str, Any]:
             f"{store.path} has no {method!r} frames; run `python -m sentrycam_widget project "
             f"{store.path} --method {method}` first"
         )
-    rows, features, embeddings = [], [], []
+    sample = eval_indices(store.n_points)
+    rows, features, embeddings, skipped = [], [], [], []
     for index in indices:
-        checkpoint, frame = store.checkpoint(index), store.frame(method, index)
+        try:
+            checkpoint, frame = store.checkpoint(index), store.frame(method, index)
+        except RunFormatError as exc:
+            if strict:
+                raise
+            warnings.warn(f"skipping damaged entry: {exc}", DamagedEntryWarning, stacklevel=2)
+            skipped.append(str(exc))
+            continue
         metrics = dict(frame.metrics)
         if not all(key in metrics for key in FRAME_METRICS):
             metrics.update(frame_metrics(checkpoint, frame))
         rows.append({"index": index, "epoch": frame.epoch, "metrics": metrics})
-        features.append(checkpoint.features)
-        embeddings.append(frame.embedding)
+        features.append(checkpoint.features[sample])
+        embeddings.append(frame.embedding[sample])
+    if not rows:
+        raise InputError(f"every {method!r} frame of {store.path} is damaged: {skipped[0]}")
     return {
         "run": str(store.path),
         "method": method,
         "checkpoints": rows,
         "temporal": temporal_metrics(features, embeddings),
+        "skipped": skipped,
     }

@@ -6,6 +6,7 @@ error when there are none) and :func:`write_atomically` (a file is complete or a
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -13,8 +14,9 @@ from typing import BinaryIO
 import numpy as np
 
 from ._atomic_io import atomic_write
-from .errors import InputError
+from .errors import InputError, RunFormatError
 from .projection.base import RunHistory
+from .store import DamagedEntryWarning
 
 
 def export_npz(store: RunHistory, method: str, path: str | Path) -> Path:
@@ -49,7 +51,8 @@ def export_npz(store: RunHistory, method: str, path: str | Path) -> Path:
 
 
 def exported_indices(store: RunHistory, method: str) -> list[int]:
-    """Checkpoint indices with a ``method`` frame; InputError saying how to make them if none.
+    """Checkpoint indices with a readable ``method`` frame; InputError saying how to make them
+    if none. A damaged frame is left out with a DamagedEntryWarning naming it.
 
     Parameters
     ----------
@@ -69,7 +72,17 @@ def exported_indices(store: RunHistory, method: str) -> list[int]:
             f"the run has no {method!r} frames to export; run `python -m sentrycam_widget "
             f"project RUN_DIR --method {method}` first"
         )
-    return indices
+    readable = []
+    for index in indices:
+        try:
+            store.frame(method, index)
+        except RunFormatError as exc:
+            warnings.warn(f"skipping damaged entry: {exc}", DamagedEntryWarning, stacklevel=2)
+            continue
+        readable.append(index)
+    if not readable:
+        raise InputError(f"every {method!r} frame of the run is damaged")
+    return readable
 
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> Path:

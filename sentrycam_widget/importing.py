@@ -8,15 +8,25 @@ Keys: ``features`` [T, N, D] (required), ``labels`` [N] (required) and optionall
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .capture import checkpoint_from_arrays
-from .checks import as_labels
+from .checks import (
+    as_labels,
+    check_feature_values,
+    check_label_range,
+    check_point_count,
+    constant_features,
+)
 from .errors import InputError
+from .filesystem import LocalDir, RunDir
+from .filesystem import run_dir as filesystem_run_dir
 from .store import RunStore
+from .store._format import MANIFEST
 
 REQUIRED_KEYS = ("features", "labels")
 OPTIONAL_KEYS = ("logits", "head_W", "head_b", "val_loss", "epochs")
@@ -41,6 +51,19 @@ def import_arrays(source: ImportSource, run_dir: str | os.PathLike[str]) -> RunS
         ``logits = features @ head_W.T + head_b``.
     """
     arrays = load_import_arrays(source)
+    files = run_dir if isinstance(run_dir, RunDir) else filesystem_run_dir(run_dir)
+    if isinstance(files, LocalDir) and files.root.exists() and not files.root.is_dir():
+        raise InputError(f"{files.root} is a file, not a directory to create the run in")
+    existed, empty = files.exists(""), files.is_empty()
+    try:
+        return _record(arrays, files)
+    except BaseException:
+        if empty:  # only what this import wrote, so a retry of the same command works
+            _remove_partial_run(files, existed)
+        raise
+
+
+def _record(arrays: dict[str, np.ndarray], files: RunDir) -> RunStore:
     features, epochs = arrays["features"], arrays["epochs"]
     store: RunStore | None = None
     for t in range(features.shape[0]):
@@ -55,10 +78,30 @@ def import_arrays(source: ImportSource, run_dir: str | os.PathLike[str]) -> RunS
             scalars={} if "val_loss" not in arrays else {"val_loss": float(arrays["val_loss"][t])},
         )
         if store is None:
-            store = RunStore.create(run_dir, checkpoint.labels, n_features=checkpoint.n_features)
+            store = RunStore.create(files, checkpoint.labels, n_features=checkpoint.n_features)
         store.append_checkpoint(checkpoint)
     assert store is not None
     return store
+
+
+def _remove_partial_run(files: RunDir, existed: bool) -> None:
+    """Undo a failed import into a place that was empty: the manifest first (no longer a
+    run), then everything else written."""
+    files.remove(MANIFEST)
+    if isinstance(files, LocalDir):
+        if not existed:
+            shutil.rmtree(files.root, ignore_errors=True)
+            return
+        for child in files.root.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        return
+    for key in files.list("checkpoints"):
+        files.remove(f"checkpoints/{key}")
+    for key in ("labels.npy", "images.npy"):
+        files.remove(key)
 
 
 def load_import_arrays(source: ImportSource) -> dict[str, np.ndarray]:
@@ -92,9 +135,23 @@ def load_import_arrays(source: ImportSource) -> dict[str, np.ndarray]:
             f"key 'features' must be [T,N,D] with T>=1, N>=2, D>=1, got {features.shape}"
         )
     labels = as_labels(arrays["labels"], "key 'labels'", n=n, min_classes=2)
+    check_point_count(n, what)
+    check_label_range(labels, f"{what}: key 'labels'")
+    check_feature_values(features, f"{what}: key 'features'")
+    constant = [i for i in range(t) if constant_features(features[i])]
+    if constant:
+        raise InputError(
+            f"{what}: key 'features' is the same for every probe point at checkpoint(s) "
+            f"{constant}; such a checkpoint has no layout to project and would score as perfect"
+        )
     checked = {"features": features, "labels": labels}
     if "logits" in arrays:
         checked["logits"] = _float_key(arrays, "logits", ndim=3, leading=(t, n))
+        if checked["logits"].shape[2] <= int(labels.max()):
+            raise InputError(
+                f"{what}: key 'logits' has {checked['logits'].shape[2]} classes but 'labels' "
+                f"go up to {int(labels.max())}"
+            )
     checked.update(_head_keys(arrays, t, d, checked.get("logits")))
     if "val_loss" in arrays:
         checked["val_loss"] = _float_key(arrays, "val_loss", ndim=1, leading=(t,))
@@ -111,8 +168,9 @@ def _read_source(source: ImportSource) -> tuple[dict[str, np.ndarray], str]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}, str(path)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path} is not a readable .npz file of plain arrays: {exc}") from exc
+    except Exception as exc:  # empty (EOFError), truncated (BadZipFile), pickled, unreadable
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise InputError(f"{path} is not a readable .npz file of plain arrays ({reason})") from exc
 
 
 def _row(arrays: dict[str, np.ndarray], key: str, t: int) -> np.ndarray | None:

@@ -28,6 +28,7 @@ def project_checkpoint(
     metrics: bool = True,
     annotate: Callable[[Frame], None] | None = None,
     threads: int | None = 1,
+    replace: bool = False,
 ) -> Frame:
     """Project one checkpoint, time it, score it and (with ``store``) keep frame and state.
 
@@ -58,7 +59,7 @@ def project_checkpoint(
         ``timings["metrics"]`` the scoring time.
     """
     with torch_threads(threads):
-        return _project_and_keep(projector, checkpoint, store, metrics, annotate)
+        return _project_and_keep(projector, checkpoint, store, metrics, annotate, replace)
 
 
 @contextlib.contextmanager
@@ -83,6 +84,7 @@ def _project_and_keep(
     store: RunStore | None,
     metrics: bool,
     annotate: Callable[[Frame], None] | None,
+    replace: bool,
 ) -> Frame:
     start = time.perf_counter()
     frame = projector.update(checkpoint)
@@ -106,7 +108,7 @@ def _project_and_keep(
         latest = frame.index > max(store.frame_indices(frame.method), default=-1)
         if latest:
             store.save_projector_state(frame.method, frame.index, projector.state_dict())
-        store.append_frame(frame)
+        store.append_frame(frame, replace=replace)
         if latest:
             store.prune_projector_states(frame.method, keep=frame.index)
     return frame
@@ -119,6 +121,7 @@ def project_run(
     progress: ProgressCallback | None = None,
     metrics: bool = True,
     threads: int | None = 1,
+    damaged: dict[int, str] | None = None,
     **projector_options: Any,
 ) -> list[Frame]:
     """Compute the frames of ``method`` that ``store`` still lacks, in index order, resumably.
@@ -126,6 +129,7 @@ def project_run(
     Each stretch of missing checkpoints gets a projector resumed from the frames before it (and
     from the saved state when that state belongs to the frame just before the stretch), so an
     interrupted run continues where it stopped and holes left by a busy monitor are backfilled.
+    Damaged frames are recomputed and replaced, each with a DamagedEntryWarning.
 
     Parameters
     ----------
@@ -138,6 +142,8 @@ def project_run(
         :func:`print_progress`).
     metrics, threads
         As for :func:`project_checkpoint`.
+    damaged
+        The damaged frames (index -> why) if already known; default :func:`damaged_frames`.
     **projector_options
         Passed to :func:`~sentrycam_widget.projection.make_projector`.
 
@@ -146,21 +152,43 @@ def project_run(
     list of Frame
         The frames computed now, in index order.
     """
-    missing = store.missing_frames(method)
+    damaged = damaged_frames(store, method) if damaged is None else damaged
+    for index, reason in damaged.items():
+        warnings.warn(f"recomputing damaged frame {index}: {reason}", DamagedEntryWarning, 2)
+    missing = sorted({*store.missing_frames(method), *damaged})
+    done = [i for i in store.frame_indices(method) if i not in damaged]
     frames: list[Frame] = []
-    for stretch in _missing_stretches(missing, store.frame_indices(method)):
-        projector = resumed_projector(store, method, stretch[0], **projector_options)
+    for stretch in _missing_stretches(missing, done):
+        projector = resumed_projector(
+            store, method, stretch[0], skip=set(damaged), **projector_options
+        )
         for index in stretch:
             checkpoint = readable_checkpoint(store, index)
             if checkpoint is None:
                 continue
             frame = project_checkpoint(
-                projector, checkpoint, store, metrics=metrics, threads=threads
+                projector,
+                checkpoint,
+                store,
+                metrics=metrics,
+                threads=threads,
+                replace=index in damaged,
             )
             frames.append(frame)
             if progress is not None:
                 progress(frame, len(frames), len(missing))
     return frames
+
+
+def damaged_frames(store: RunStore, method: str) -> dict[int, str]:
+    """Stored frames of ``method`` that cannot be read back: index -> why (reads each once)."""
+    damaged = {}
+    for index in store.frame_indices(method):
+        try:
+            store.frame(method, index)
+        except RunFormatError as exc:
+            damaged[index] = str(exc)
+    return damaged
 
 
 def print_progress(frame: Frame, done: int, total: int) -> None:
@@ -197,12 +225,14 @@ class HistoryBefore:
     What a projector resuming just before ``limit`` may see (used to backfill holes).
     """
 
-    def __init__(self, store: RunStore, limit: int) -> None:
+    def __init__(self, store: RunStore, limit: int, skip: set[int] | None = None) -> None:
         self._store = store
         self._limit = limit
+        self._skip = skip or set()
 
     def frame_indices(self, method: str) -> list[int]:
-        return [i for i in self._store.frame_indices(method) if i < self._limit]
+        indices = self._store.frame_indices(method)
+        return [i for i in indices if i < self._limit and i not in self._skip]
 
     def checkpoint(self, index: int) -> Checkpoint:
         return self._store.checkpoint(index)
@@ -211,7 +241,9 @@ class HistoryBefore:
         return self._store.frame(method, index)
 
 
-def resumed_projector(store: RunStore, method: str, before: int, **options: Any) -> Projector:
+def resumed_projector(
+    store: RunStore, method: str, before: int, skip: set[int] | None = None, **options: Any
+) -> Projector:
     """A new ``method`` projector resumed from the run's frames before checkpoint ``before``.
 
     Parameters
@@ -222,6 +254,8 @@ def resumed_projector(store: RunStore, method: str, before: int, **options: Any)
         The projection method.
     before
         The first checkpoint the projector will be given.
+    skip
+        Frames not to resume from (damaged ones).
     **options
         Passed to :func:`make_projector`.
 
@@ -231,7 +265,7 @@ def resumed_projector(store: RunStore, method: str, before: int, **options: Any)
         Warm-started from the saved state when that state belongs to the frame just before.
     """
     projector = make_projector(method, **options)
-    history = HistoryBefore(store, before)
+    history = HistoryBefore(store, before, skip)
     prior = history.frame_indices(method)
     if prior:
         projector.resume(history, _state_for(store, method, prior[-1]))

@@ -306,14 +306,31 @@ class Frame:
 class Alert:
     """One alert: which signal fired, where, by how much, and why (one line).
 
-    ``checkpoint`` is the index of the checkpoint it was raised at (for a step-cadence alert,
-    the last checkpoint recorded before it, or -1 before the first one); ``epoch`` the user's
-    epoch; ``step`` the optimiser step (the checkpoint's, or the look's for a finer cadence);
-    ``value`` and ``threshold`` are the trigger's statistic and its bar; ``level`` the signal's
-    own value; ``class_index`` the class a per-class alert is about; ``method`` the projection
-    method whose layout the alert engine watched (set by the monitor). :meth:`to_dict` gives
-    the JSON form stored in frames and ``alerts.json``; :meth:`from_dict` reads it back,
-    including alerts written before ``step``, ``class_index`` and ``method`` existed.
+    :meth:`to_dict` gives the JSON form stored in frames and ``alerts.json``; :meth:`from_dict`
+    reads it back, including alerts written before ``step``, ``class_index`` and ``method``
+    existed.
+
+    Parameters
+    ----------
+    checkpoint
+        Index of the checkpoint it was raised at (for a step-cadence alert, the last checkpoint
+        recorded before it, or -1 before the first one).
+    epoch
+        The user's epoch.
+    signal, trigger
+        The signal that fired and the rule that fired on it.
+    value, threshold
+        The trigger's statistic and its bar.
+    level
+        The signal's own value.
+    explanation
+        Why, in one line.
+    step
+        The optimiser step (the checkpoint's, or the look's for a finer cadence).
+    class_index
+        The class a per-class alert is about.
+    method
+        The projection method whose layout the alert engine watched (set by the monitor).
     """
 
     checkpoint: int
@@ -329,7 +346,13 @@ class Alert:
     method: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready form; ``step``, ``class_index`` and ``method`` only when set."""
+        """The JSON-ready form.
+
+        Returns
+        -------
+        dict
+            The fields; ``step``, ``class_index`` and ``method`` only when set.
+        """
         out: dict[str, Any] = {
             "checkpoint": int(self.checkpoint),
             "epoch": int(self.epoch),
@@ -350,7 +373,18 @@ class Alert:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
-        """Read an alert's JSON form; a missing or mistyped field fails with its name."""
+        """Read an alert's JSON form; a missing or mistyped field fails with its name.
+
+        Parameters
+        ----------
+        data
+            What :meth:`to_dict` wrote.
+
+        Returns
+        -------
+        Alert
+            The alert.
+        """
         if not isinstance(data, dict):
             raise RunFormatError(f"an alert must be a JSON object, got {type(data).__name__}")
         missing = [k for k in _ALERT_FIELDS if k not in data]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -282,3 +283,142 @@ def test_bench_runs_the_installed_comparison(capsys):
         main(["bench", "--help"])
     assert exit_info.value.code == 0
     assert "--quick" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ issue 11: errors and damage
+
+
+def _one_line_error(capsys, *names: str) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for name in names:
+        assert name in lines[0], err
+    return lines[0]
+
+
+def test_cli_io_failures_are_one_line_naming_the_file_and_debug_adds_the_traceback(
+    tmp_path, capsys
+):
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    assert main(["import", str(empty), str(tmp_path / "a")]) == 2
+    _one_line_error(capsys, "empty.npz")
+    good = _write(tmp_path, _arrays())
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    assert main(["import", str(truncated), str(tmp_path / "b")]) == 2
+    _one_line_error(capsys, "truncated.npz")
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("not a directory")
+    assert main(["import", str(good), str(a_file)]) == 2
+    _one_line_error(capsys, "plain.txt")
+    for command in (["project", str(a_file)], ["evaluate", str(a_file)]):
+        assert main(command) == 2
+        _one_line_error(capsys, "plain.txt")
+    run_dir = _imported(tmp_path)
+    capsys.readouterr()
+    missing = tmp_path / "no" / "such" / "dir" / "out.html"
+    assert main(["export", run_dir, "--html", str(missing)]) == 2
+    _one_line_error(capsys, str(missing.parent))
+    assert main(["--debug", "import", str(empty), str(tmp_path / "c")]) == 2
+    assert "Traceback" in capsys.readouterr().err
+    assert main(["import", str(truncated), str(tmp_path / "d"), "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_run_directory_fails_before_computing(tmp_path, capsys):
+    run_dir = Path(_imported(tmp_path))
+    for directory in (run_dir / "frames", run_dir):
+        directory.chmod(0o555)
+    try:
+        for command in (["project", str(run_dir)], ["audit", str(run_dir)]):
+            capsys.readouterr()
+            assert main(command) == 2
+            _one_line_error(capsys, "permission denied")
+    finally:
+        for directory in (run_dir, run_dir / "frames"):
+            directory.chmod(0o755)
+
+
+def test_a_failed_import_leaves_no_run_and_the_same_command_then_works(tmp_path, capsys):
+    arrays = _arrays()
+    arrays["logits"] = np.zeros((T, N, C - 1), np.float32)  # fewer classes than the labels
+    run_dir = tmp_path / "run"
+    assert main(["import", str(_write(tmp_path, arrays)), str(run_dir)]) == 2
+    _one_line_error(capsys, "logits")
+    assert not run_dir.exists()
+    arrays["logits"] = np.zeros((T, N, C), np.float32)
+    assert main(["import", str(_write(tmp_path, arrays)), str(run_dir)]) == 0
+    assert RunStore.open(run_dir).checkpoint_indices() == [0, 1, 2]
+
+
+def test_imports_later_steps_could_not_use_are_refused(tmp_path, capsys):
+    """Issue 11 item 8: each fails at import, naming the problem, and writes nothing."""
+    few = _arrays()
+    few["features"], few["labels"] = few["features"][:, ::3], few["labels"][::3]  # 30 points
+    many_classes = _arrays()
+    many_classes["labels"] = many_classes["labels"] + 70_000
+    del many_classes["head_W"], many_classes["head_b"]
+    constant = _arrays()
+    constant["features"][1] = 1.0
+    huge = _arrays()
+    huge["features"][2, 0, 0] = 1e19
+    expected = {
+        "few": (few, "at least 31"),
+        "many_classes": (many_classes, "0..65535"),
+        "constant": (constant, "checkpoint(s) [1]"),
+        "huge": (huge, "rescale"),
+    }
+    for name, (arrays, message) in expected.items():
+        run_dir = tmp_path / name
+        assert main(["import", str(_write(tmp_path, arrays, f"{name}.npz")), str(run_dir)]) == 2
+        _one_line_error(capsys, message)
+        assert not run_dir.exists()
+
+
+_FAST = {"cold_steps": 60, "warm_steps": 20, "resolution": 20}
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def test_damaged_frames_are_recomputed_by_project_skipped_by_evaluate_and_export(tmp_path, capsys):
+    from sentrycam_widget.pipeline import project_run
+
+    run_dir = _imported(tmp_path)
+    project_run(RunStore.open(run_dir), "sentrycam", **_FAST)
+    frame_file = Path(run_dir) / "frames" / "sentrycam" / "000001.npz"
+    _truncate(frame_file)
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match="000001.npz"):
+        assert main(["evaluate", run_dir, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [row["index"] for row in report["checkpoints"]] == [0, 2]
+    assert "000001.npz" in report["skipped"][0]
+    assert main(["evaluate", run_dir, "--strict"]) == 2
+    _one_line_error(capsys, "000001.npz")
+    out = tmp_path / "frames.npz"
+    with pytest.warns(UserWarning, match="000001.npz"):
+        assert main(["export", run_dir, "--npz", str(out)]) == 0
+    with np.load(out) as exported:
+        assert exported["indices"].tolist() == [0, 2]
+    assert main(["export", run_dir, "--npz", str(tmp_path / "strict.npz"), "--strict"]) == 2
+    _one_line_error(capsys, "000001.npz")
+    assert not (tmp_path / "strict.npz").exists()
+    with pytest.warns(UserWarning, match="recomputing damaged frame 1"):
+        project_run(RunStore.open(run_dir), "sentrycam", **_FAST)
+    store = RunStore.open(run_dir)
+    assert store.frame("sentrycam", 1).embedding.shape == (N, 2)
+    assert store.damaged == []
+    _truncate(frame_file)
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match="recomputing damaged frame 1"):
+        assert main(["project", run_dir]) == 0
+    out = capsys.readouterr().out
+    assert "frame 1 is damaged, recomputing it" in out and "000001.npz" in out
+    assert "[1/1] sentrycam checkpoint 1" in out
+    assert RunStore.open(run_dir).frame("sentrycam", 1).index == 1

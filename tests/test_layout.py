@@ -166,3 +166,47 @@ def test_public_api_is_explicit_and_every_name_resolves():
     for name in package.__all__:
         assert getattr(package, name) is not None
     assert package.__version__ == version("sentrycam-widget")
+
+
+def _numpydoc_gaps(name: str, obj: object) -> list[str]:
+    """What a public callable's docstring lacks: a Parameters section when it takes arguments,
+    a Returns (or Yields) section when it returns something."""
+    import inspect
+
+    doc = inspect.getdoc(obj) or ""
+    if inspect.isclass(obj):
+        doc += obj.__init__.__doc__ or ""
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return []
+    params = [p for p in signature.parameters.values() if p.name not in ("self", "cls")]
+    gaps = []
+    if params and "Parameters\n" not in doc:
+        gaps.append(f"{name}: Parameters")
+    returns = signature.return_annotation
+    gives = not inspect.isclass(obj) and returns not in (None, "None", inspect.Signature.empty)
+    if gives and "Returns\n" not in doc and "Yields\n" not in doc:
+        gaps.append(f"{name}: Returns")
+    return gaps
+
+
+def test_every_public_callable_has_numpydoc_sections():
+    import inspect
+
+    import sentrycam_widget as package
+
+    gaps = []
+    for name in package.__all__:
+        obj = getattr(package, name)
+        if name == "__version__" or (inspect.isclass(obj) and issubclass(obj, Exception)):
+            continue
+        gaps += _numpydoc_gaps(name, obj)
+        if inspect.isclass(obj):
+            for member_name, member in vars(obj).items():
+                if member_name.startswith("_") or isinstance(member, property):
+                    continue
+                member = getattr(obj, member_name)
+                if inspect.isfunction(member) or inspect.ismethod(member):
+                    gaps += _numpydoc_gaps(f"{name}.{member_name}", member)
+    assert gaps == []

@@ -38,8 +38,19 @@ class AlertEngine:
     Feature-space signals use the fixed subsample of :func:`~sentrycam_widget.metrics.eval_indices`
     (``eval_size`` points); 2-D signals use all points of the frame (pass the frame of the
     method whose layout should be audited, or ``None`` for feature-space signals only).
-    ``dead_units=None`` decides from the first checkpoint: the dead-unit signal is computed only
-    when its features are all >= 0 (a ReLU-like layer).
+    Parameters
+    ----------
+    eval_size
+        Points of the fixed subsample the feature-space signals use.
+    seed
+        Seed of that subsample.
+    dead_units
+        Compute the dead-unit signal; None decides from the first checkpoint (only when its
+        features are all >= 0, a ReLU-like layer).
+    reference, robust
+        The paper's trigger and the robust z-score trigger (defaults when None).
+    agreement, agreement_window
+        How many signal families must fire within how many checkpoints for ``combined``.
     """
 
     def __init__(
@@ -70,7 +81,20 @@ class AlertEngine:
         self._n_points: int | None = None
 
     def update(self, checkpoint: Checkpoint, frame: Frame | None = None) -> list[Alert]:
-        """Compute this checkpoint's signals, run the triggers, return (and keep) new alerts."""
+        """Compute this checkpoint's signals, run the triggers, return (and keep) new alerts.
+
+        Parameters
+        ----------
+        checkpoint
+            The next checkpoint (indices increasing).
+        frame
+            Its frame of the audited method, for the 2-D signals (None: feature space only).
+
+        Returns
+        -------
+        list of Alert
+            The alerts raised at this checkpoint.
+        """
         self._check_order(checkpoint, frame)
         values = self._signals(checkpoint, frame)
         self.records.append({"checkpoint": checkpoint.index, "epoch": checkpoint.epoch, **values})
@@ -92,7 +116,20 @@ class AlertEngine:
     def run(
         self, checkpoints: Sequence[Checkpoint], frames: Sequence[Frame | None] | None = None
     ) -> list[Alert]:
-        """Feed a recorded run (checkpoints in order, frames aligned or None); all new alerts."""
+        """Feed a recorded run through :meth:`update`.
+
+        Parameters
+        ----------
+        checkpoints
+            The run's checkpoints, in order.
+        frames
+            One frame (or None) per checkpoint, or None for feature-space signals only.
+
+        Returns
+        -------
+        list of Alert
+            Every new alert.
+        """
         if frames is not None and len(frames) != len(checkpoints):
             raise InputError(
                 f"got {len(checkpoints)} checkpoints but {len(frames)} frames; pass one frame "

@@ -53,12 +53,6 @@ class ReferenceRule:
             f"{previous.size} values ({margin:.4g})",
         )
 
-    def _start(self, i: int) -> int:
-        """First position of the baseline for position ``i``: since the warm-up, or the last
-        ``window`` positions."""
-        start = self.min_history - 1
-        return start if self.window is None else max(start, i - self.window)
-
     def positions(self, values: Sequence[float], higher_is_bad: bool | None) -> list[int]:
         """Every position where the rule fires (offline use and tests)."""
         return _positions(self, values, higher_is_bad)

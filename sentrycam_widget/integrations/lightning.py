@@ -131,7 +131,7 @@ class SentryCamCallback(Callback):
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
-        self.session.close()
+        self.session.close(training_failed=True)
 
     def state_dict(self) -> dict[str, Any]:
         return self.session.state_dict()

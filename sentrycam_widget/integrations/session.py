@@ -11,6 +11,7 @@ restored from its own checkpoint continues the same run (``resume``).
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 import os
@@ -19,9 +20,11 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, WorkerError
 from ..monitor import AlertCallback
 from .distributed import Broadcast, DistributedMonitor
+
+log = logging.getLogger("sentrycam_widget")
 
 
 class CallbackSession:
@@ -123,11 +126,21 @@ class CallbackSession:
     def should_stop(self, broadcast: Broadcast | None = None) -> bool:
         return self.started and self.monitor.should_stop(broadcast)
 
-    def close(self) -> None:
-        """Drain and close the monitor (kept, closed, for viewing); idempotent."""
-        if self.started:
-            self._closed = True
+    def close(self, *, training_failed: bool = False) -> None:
+        """Drain and close the monitor (kept, closed, for viewing); idempotent.
+
+        When training itself failed (``training_failed``), a worker failure is logged instead of
+        raised, so the training error stays the one the user sees.
+        """
+        if not self.started:
+            return
+        self._closed = True
+        try:
             self.monitor.close()
+        except WorkerError:
+            if not training_failed:
+                raise
+            log.exception("the sentrycam worker had failed too")
 
     def state_dict(self) -> dict[str, Any]:
         """``{"run_dir", "last_step"}``: enough to continue this run after a restart."""

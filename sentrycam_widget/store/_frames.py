@@ -163,6 +163,10 @@ class FrameStore:
         self._mark_good(key)
         return frame
 
+    def readable_frame(self, method: str, index: int) -> Frame | None:
+        """Frame ``index`` of ``method``, or None when it is damaged (warned, in ``damaged``)."""
+        return self._read_or_skip(self._frame_key(method, index), lambda: self.frame(method, index))
+
     def frames(self, method: str) -> list[Frame]:
         """Every readable frame of ``method`` in index order; damaged ones are skipped and reported.
 

@@ -149,6 +149,8 @@ class RunStore(FrameStore):
             if not np.array_equal(store.labels, labels):
                 raise InputError(f"{files.location} holds a run with different probe labels")
             return store
+        if isinstance(files, LocalDir) and files.root.exists() and not files.root.is_dir():
+            raise InputError(f"{files.location} is a file, not a directory for a run")
         if not files.is_empty():
             raise InputError(f"{files.location} exists, is not empty and is not a run directory")
         n_classes = class_count(labels, n_classes, class_names)

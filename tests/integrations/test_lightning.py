@@ -93,3 +93,22 @@ def test_bad_schedule_fails_when_the_callback_is_made(digits):
         SentryCamCallback(probe(digits), every_n_epochs=0)
     with pytest.raises(InputError, match="every_n_steps must be a positive integer"):
         SentryCamCallback(probe(digits), every_n_steps=2.5)
+
+
+def test_a_failing_fit_keeps_its_error_and_closes_the_run(tmp_path, digits):
+    module = lightning_module()
+    real_step = module.training_step
+
+    def failing_step(*args):
+        if module.current_epoch == 1:
+            raise RuntimeError("loss went NaN")
+        return real_step(*args)
+
+    module.training_step = failing_step
+    callback = SentryCamCallback(probe(digits), methods=(), run_dir=tmp_path / "run")
+    train, val = loaders(digits, n_train=256)
+    with pytest.raises(RuntimeError, match="loss went NaN"):
+        _trainer([callback], max_epochs=3).fit(module, train, val)
+    assert not callback.session.started  # closed: everything captured is on disk
+    info = RunStore.open(tmp_path / "run").checkpoint_info()
+    assert [(i["epoch"], i["step"]) for i in info] == [(0, 4)]
