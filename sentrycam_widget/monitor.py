@@ -42,7 +42,7 @@ from .checks import (
     checkpoint_axes,
 )
 from .errors import InputError, WorkerError
-from .monitor_early import step_alerts
+from .monitor_early import monitor_step, step_alerts
 from .monitor_inputs import check_methods, default_run_dir
 from .monitor_inputs import thumbnails as thumbnails_of
 from .monitor_threads import GIL_SWITCH, CheckpointQueue, lower_priority
@@ -240,11 +240,7 @@ class Monitor(WidgetView):
             self._spill(spill)
         return index
 
-    def step(self, step: int, epoch: int | None = None) -> None:
-        """Call after each optimiser step: early alerts (:mod:`.monitor_early`), if it is due."""
-        if self._early is None or self._closed:
-            raise InputError("step() needs an open Monitor created with early_every=N")
-        self._early.look(step, epoch, self._epoch, self._next_index - 1)
+    step = monitor_step  # mon.step(step): early alerts every early_every steps
 
     def flush(self) -> None:
         """Wait until every queued and skipped checkpoint is projected (or the worker failed)."""

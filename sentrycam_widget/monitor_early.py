@@ -145,6 +145,26 @@ class StepAlerts:
         return due
 
 
+def monitor_step(monitor: Any, step: int, epoch: int | None = None) -> None:
+    """``Monitor.step``: call after each optimiser step; every ``early_every``-th step looks.
+
+    The look's forward pass runs now; its alerts follow on the early thread (logged, stored,
+    passed to ``on_alert``, drawn at the next checkpoint's frame).
+
+    Parameters
+    ----------
+    monitor
+        The :class:`~sentrycam_widget.monitor.Monitor` (``self``).
+    step
+        The global optimiser step (increasing).
+    epoch
+        The epoch (left out: the last one given).
+    """
+    if monitor._early is None or monitor._closed:
+        raise InputError("step() needs an open Monitor created with early_every=N")
+    monitor._early.look(step, epoch, monitor._epoch, monitor._next_index - 1)
+
+
 def step_alerts(
     recorder: Recorder,
     store: RunStore,
