@@ -9,7 +9,9 @@ Everything runs on a fixed subsample of at most ``eval_size`` probe points whose
 only on the number of points, ``eval_size`` and ``seed`` (:func:`eval_indices`), so every frame and
 every method of a run is scored on the same points. All neighbour searches are exact; the
 published DVI/TimeVis/SentryCam numbers used approximate pynndescent kNN, so theirs can differ
-slightly from ours on the same layout.
+slightly from ours on the same layout. Up to ``SMALL_N`` points the pairwise distance matrices
+are built whole; above that, the same exact quantities are computed over blocks of rows, so no
+N × N matrix is ever held.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from scipy.stats import rankdata
 from .errors import InputError
 from .records import Checkpoint, Frame
 
+SMALL_N = 4096  # up to this many points the N × N distance matrices are built whole
+_DISTANCE_BLOCK = 256  # rows of distances at a time above SMALL_N
 _ROW_BLOCK = 128  # rows per block when ranking neighbours (bounds memory to ~block * k * n bytes)
 _SAMPLE_BLOCK = 256  # samples per block when computing per-sample distances across epochs
 
@@ -49,8 +53,7 @@ def trustworthiness(X: np.ndarray, Y: np.ndarray, k: int = 15) -> float:
     Equal to ``sklearn.manifold.trustworthiness(X, Y, n_neighbors=k)``; needs ``k < n / 2``.
     """
     X, Y = _check_pair(X, Y, k, need_half=True)
-    dx, dy = _sq_distances(X), _sq_distances(Y)
-    return _rank_penalty_score(dx, _knn(dy, k), k)
+    return _neighbour_scores(X, Y, k)["trustworthiness"]
 
 
 def continuity(X: np.ndarray, Y: np.ndarray, k: int = 15) -> float:
@@ -59,8 +62,7 @@ def continuity(X: np.ndarray, Y: np.ndarray, k: int = 15) -> float:
     Trustworthiness with the roles of ``X`` and ``Y`` swapped; needs ``k < n / 2``.
     """
     X, Y = _check_pair(X, Y, k, need_half=True)
-    dx, dy = _sq_distances(X), _sq_distances(Y)
-    return _rank_penalty_score(dy, _knn(dx, k), k)
+    return _neighbour_scores(X, Y, k)["continuity"]
 
 
 def knn_preservation(X: np.ndarray, Y: np.ndarray, k: int = 15) -> float:
@@ -69,7 +71,7 @@ def knn_preservation(X: np.ndarray, Y: np.ndarray, k: int = 15) -> float:
     The point itself is excluded from both lists; the value lies in [0, 1].
     """
     X, Y = _check_pair(X, Y, k, need_half=False)
-    return float(_overlap_counts(_knn(_sq_distances(X), k), _knn(_sq_distances(Y), k)).mean() / k)
+    return _neighbour_scores(X, Y, k, ranks=False)["knn_preservation"]
 
 
 def knn_count_self(X: np.ndarray, Y: np.ndarray, k: int = 15) -> float:
@@ -79,7 +81,7 @@ def knn_count_self(X: np.ndarray, Y: np.ndarray, k: int = 15) -> float:
     approximate pynndescent kNN; here both lists are exact (self + its k - 1 nearest others).
     """
     X, Y = _check_pair(X, Y, k, need_half=False)
-    return _knn_count_with_self(_knn(_sq_distances(X), k), _knn(_sq_distances(Y), k))
+    return _neighbour_scores(X, Y, k, ranks=False)["knn_count_self"]
 
 
 def prediction_preservation(recon_pred: np.ndarray, logits: np.ndarray) -> float:
@@ -115,14 +117,7 @@ def frame_metrics(
         )
     idx = eval_indices(n, eval_size, seed)
     X, Y = _check_pair(checkpoint.features[idx], frame.embedding[idx], k, need_half=True)
-    dx, dy = _sq_distances(X), _sq_distances(Y)
-    nx, ny = _knn(dx, k), _knn(dy, k)
-    out = {
-        "trustworthiness": _rank_penalty_score(dx, ny, k),
-        "continuity": _rank_penalty_score(dy, nx, k),
-        "knn_preservation": float(_overlap_counts(nx, ny).mean() / k),
-        "knn_count_self": _knn_count_with_self(nx, ny),
-    }
+    out = _neighbour_scores(X, Y, k)
     if frame.recon_pred is not None and checkpoint.logits is not None:
         out["ppr"] = prediction_preservation(frame.recon_pred, checkpoint.logits)
     return out
@@ -213,6 +208,55 @@ def _check_pair(X: np.ndarray, Y: np.ndarray, k: int, need_half: bool) -> tuple[
     return X, Y
 
 
+def _neighbour_scores(X: np.ndarray, Y: np.ndarray, k: int, ranks: bool = True) -> dict[str, float]:
+    """Trustworthiness and continuity (with ``ranks``), kNN preservation and the kNN count.
+
+    Whole distance matrices up to ``SMALL_N`` points; above, blocks of ``_DISTANCE_BLOCK`` rows
+    of both spaces at a time (the same exact values, memory O(block · N)).
+    """
+    n = X.shape[0]
+    if n <= SMALL_N:
+        dx, dy = _sq_distances(X), _sq_distances(Y)
+        nx, ny = _knn(dx, k), _knn(dy, k)
+        excess_t = _ranks(dx, ny) - k if ranks else None
+        excess_c = _ranks(dy, nx) - k if ranks else None
+    else:
+        nx, ny = np.empty((n, k), np.int64), np.empty((n, k), np.int64)
+        excess_t, excess_c = np.empty((n, k), np.int64), np.empty((n, k), np.int64)
+        sq_x = np.einsum("ij,ij->i", X, X)
+        for start in range(0, n, _DISTANCE_BLOCK):
+            rows = np.arange(start, min(start + _DISTANCE_BLOCK, n))
+            dx, dy = _sq_distance_rows(X, rows, sq_x), _sq_distance_rows(Y, rows, None)
+            nx[rows], ny[rows] = _knn(dx, k), _knn(dy, k)
+            if ranks:
+                excess_t[rows] = _ranks(dx, ny[rows]) - k
+                excess_c[rows] = _ranks(dy, nx[rows]) - k
+    out = {
+        "knn_preservation": float(_overlap_counts(nx, ny).mean() / k),
+        "knn_count_self": _knn_count_with_self(nx, ny),
+    }
+    if ranks:
+        out["trustworthiness"] = _rank_penalty(excess_t, n, k)
+        out["continuity"] = _rank_penalty(excess_c, n, k)
+    return out
+
+
+def _sq_distance_rows(A: np.ndarray, rows: np.ndarray, sq: np.ndarray | None) -> np.ndarray:
+    """Squared distances [len(rows), N] from ``A[rows]`` to every point, +inf on self; as
+    :func:`_sq_distances` computes them (coordinate differences up to 3 columns, else the Gram
+    identity with the row norms ``sq``)."""
+    if A.shape[1] <= 3:
+        d = np.zeros((rows.size, A.shape[0]))
+        for column in A.T:
+            d += np.square(column[rows, None] - column[None, :])
+    else:
+        sq = np.einsum("ij,ij->i", A, A) if sq is None else sq
+        d = sq[rows, None] + sq[None, :] - 2.0 * (A[rows] @ A.T)
+        np.maximum(d, 0.0, out=d)
+    d[np.arange(rows.size), rows] = np.inf
+    return d
+
+
 def _sq_distances(A: np.ndarray) -> np.ndarray:
     """Exact pairwise squared euclidean distances (float64), +inf on the diagonal (self).
 
@@ -248,13 +292,11 @@ def _ranks(d: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return out
 
 
-def _rank_penalty_score(d_rank: np.ndarray, neighbours: np.ndarray, k: int) -> float:
-    """1 - normalised sum of (rank in ``d_rank`` - k) over each point's k ``neighbours``.
+def _rank_penalty(excess: np.ndarray, n: int, k: int) -> float:
+    """1 - normalised sum of (rank - k) > 0 over each point's k neighbours.
 
     Trustworthiness: high-D ranks of the 2-D neighbours; continuity: the two spaces swapped.
     """
-    n = d_rank.shape[0]
-    excess = _ranks(d_rank, neighbours) - k
     penalty = float(excess[excess > 0].sum())
     return 1.0 - penalty * 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))
 

@@ -22,7 +22,7 @@ PER_METHOD = (
     "temporal_ranking",
     "displacement_mean",
 )
-WITH_INVERSE = {"sentrycam", "dvi"}
+WITH_INVERSE = {"sentrycam", "sentrycam-spec", "dvi"}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_markdown_has_a_row_per_run_and_method_and_every_target(quick):
         line for line in text.splitlines() if line.startswith("| digits (") or "mlp600 (" in line
     ]
     assert len(rows) == 2 * len(compare.METHODS)
-    assert sum("– (no inverse)" in row for row in rows) == 4  # both UMAPs on both runs
+    assert sum("– (no inverse)" in row for row in rows) == 6  # the three UMAPs on both runs
     verdicts = text.count("| met |") + text.count("| **not met** |")
     assert verdicts == len(results["targets"])
     assert "load average" in text

@@ -222,3 +222,24 @@ def test_temporal_metrics_rejects_bad_input():
     bad[2][0, 0] = np.inf
     with pytest.raises(InputError, match="checkpoint 2"):
         temporal_metrics(bad, embeddings)
+
+
+def test_above_the_small_n_limit_the_blocked_path_gives_the_same_exact_scores():
+    from sklearn.neighbors import NearestNeighbors
+
+    from sentrycam_widget import metrics
+
+    n = metrics.SMALL_N + 300
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(n, 6))
+    Y = X[:, :2] + 0.3 * rng.normal(size=(n, 2))
+    assert metrics.trustworthiness(X, Y, 10) == pytest.approx(
+        sk_trustworthiness(X, Y, n_neighbors=10), abs=1e-12
+    )
+    assert metrics.continuity(X, Y, 10) == pytest.approx(
+        sk_trustworthiness(Y, X, n_neighbors=10), abs=1e-12
+    )
+    nx = NearestNeighbors(n_neighbors=11).fit(X).kneighbors(return_distance=False)[:, :10]
+    ny = NearestNeighbors(n_neighbors=11).fit(Y).kneighbors(return_distance=False)[:, :10]
+    expected = np.mean([np.isin(a, b).mean() for a, b in zip(nx, ny, strict=True)])
+    assert metrics.knn_preservation(X, Y, 10) == pytest.approx(expected, abs=1e-12)

@@ -82,6 +82,7 @@ _REGISTRY: dict[str, str] = {
     "sentrycam": "sentrycam_widget.projection.sentrycam:SentryCamProjector",
     "sentrycam-spec": "sentrycam_widget.projection.sentrycam:SpecSentryCamProjector",
     "umap": "sentrycam_widget.projection.umap:UMAPProjector",
+    "umap-unseeded": "sentrycam_widget.projection.umap:UnseededUMAPProjector",
     "umap-independent": "sentrycam_widget.projection.umap:IndependentUMAPProjector",
     "dvi": "sentrycam_widget.projection.dvi:DVIProjector",
 }
