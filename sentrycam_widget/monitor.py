@@ -76,7 +76,7 @@ class Monitor(WidgetView):
     queue_size, worker_threads, worker_nice
         Checkpoints waiting for the worker at most; the worker's torch threads and niceness.
     on_alert
-        Called with each :class:`~sentrycam_widget.records.Alert` (early ones in :meth:`step`).
+        Called with each :class:`~sentrycam_widget.records.Alert` (early ones on the early thread).
     device, method_options
         Passed to the projectors (``device`` to all, ``method_options[m]`` to method ``m``).
     images, class_names
