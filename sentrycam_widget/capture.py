@@ -126,14 +126,7 @@ class Recorder:
         Checkpoint
             Features, logits, labels and a copy of the head.
         """
-        features, logits = forward_probe(
-            self.model,
-            self._probe_inputs(),
-            self.layer_module,
-            self.use_input,
-            self.layer_name,
-            self.batch_size,
-        )
+        features, logits = self.forward()
         head = self.copy_head()
         _check_head_fits(head, features, logits, self.layer_name)
         return Checkpoint(
@@ -145,6 +138,23 @@ class Recorder:
             head=head,
             scalars=dict(scalars or {}),
             step=None if step is None else int(step),
+        )
+
+    def forward(self) -> tuple[np.ndarray, np.ndarray]:
+        """The probe's features [N, D] and logits [N, C] now, without copying the head.
+
+        Returns
+        -------
+        tuple[np.ndarray, np.ndarray]
+            As :func:`forward_probe` returns them.
+        """
+        return forward_probe(
+            self.model,
+            self._probe_inputs(),
+            self.layer_module,
+            self.use_input,
+            self.layer_name,
+            self.batch_size,
         )
 
     def _probe_inputs(self) -> torch.Tensor:

@@ -42,6 +42,7 @@ from .checks import (
     checkpoint_axes,
 )
 from .errors import InputError, WorkerError
+from .monitor_early import monitor_step, step_alerts
 from .monitor_inputs import check_methods, default_run_dir
 from .monitor_inputs import thumbnails as thumbnails_of
 from .monitor_threads import GIL_SWITCH, CheckpointQueue, lower_priority
@@ -75,7 +76,7 @@ class Monitor(WidgetView):
     queue_size, worker_threads, worker_nice
         Checkpoints waiting for the worker at most; the worker's torch threads and niceness.
     on_alert
-        Called on the worker thread with each :class:`~sentrycam_widget.records.Alert`.
+        Called with each :class:`~sentrycam_widget.records.Alert` (early ones on the early thread).
     device, method_options
         Passed to the projectors (``device`` to all, ``method_options[m]`` to method ``m``).
     images, class_names
@@ -83,6 +84,8 @@ class Monitor(WidgetView):
     resume
         Continue the run in ``run_dir`` (same probe labels): new checkpoints follow the stored
         ones, missing frames are backfilled, projectors resume; alerts start afresh.
+    early_every, early_options
+        :meth:`step` looks every ``early_every`` steps (None: never), ``EarlyWatch(**options)``.
     """
 
     def __init__(
@@ -103,6 +106,8 @@ class Monitor(WidgetView):
         worker_threads: int = 1,
         worker_nice: int = 10,
         resume: bool = False,
+        early_every: int | None = None,
+        early_options: dict[str, Any] | None = None,
     ) -> None:
         self.methods = check_methods(methods)
         if int(queue_size) < 1:
@@ -143,6 +148,9 @@ class Monitor(WidgetView):
                 thumbnails=thumbnails,
             )
         self._on_alert = on_alert
+        self._early = step_alerts(
+            self._recorder, self.store, early_every, early_options, self._deliver_alerts
+        )
         self._queue = CheckpointQueue(int(queue_size))
         stored = self.store.checkpoint_indices()
         self._resumed = bool(stored)
@@ -232,6 +240,8 @@ class Monitor(WidgetView):
             self._spill(spill)
         return index
 
+    step = monitor_step  # mon.step(step): early alerts every early_every steps
+
     def flush(self) -> None:
         """Wait until every queued and skipped checkpoint is projected (or the worker failed)."""
         self._queue.wait_idle()
@@ -244,6 +254,8 @@ class Monitor(WidgetView):
                 self._queue.closing = True
                 self._queue.cond.notify_all()
             self._worker.join()
+            if self._early is not None:
+                self._early.close()
         if self._error is not None:
             raise WorkerError(f"the sentrycam worker failed: {self._error}") from self._error
         if self._failures:
@@ -367,7 +379,7 @@ class Monitor(WidgetView):
         # its feature-space signals count. Its alerts wait for its backfilled frame.
         alerts = self.alert_engines[method].update(checkpoint, None)
         self._held_alerts[(method, checkpoint.index)] = alerts
-        self._deliver_alerts(method, checkpoint.epoch, alerts)
+        self._deliver_alerts(alerts, method)
 
     def _project_live(self, checkpoint: Checkpoint) -> None:
         if checkpoint.index > self._last_live + 1:
@@ -427,7 +439,8 @@ class Monitor(WidgetView):
 
         def attach_alerts(frame: Frame) -> None:
             raised.extend(engine.update(checkpoint, frame) if live else held)
-            frame.alerts.extend(alert.to_dict() for alert in raised)
+            early = [] if self._early is None else self._early.for_frame(method, frame.index)
+            frame.alerts.extend(alert.to_dict() for alert in [*raised, *early])
 
         self._projecting = f"{method} @ epoch {checkpoint.epoch}"
         self.widget.set_status(self._status())
@@ -437,23 +450,24 @@ class Monitor(WidgetView):
         self._projecting = None
         self.widget.add_frame(frame, self._status())
         if live:
-            self._deliver_alerts(method, frame.epoch, raised)
+            self._deliver_alerts(raised, method)
 
-    def _deliver_alerts(self, method: str, epoch: int, alerts: list[Alert]) -> None:
-        """Log each alert once and hand it to ``on_alert`` (on this worker thread); a raising
-        callback is logged with its traceback and recording goes on."""
+    def _deliver_alerts(self, alerts: list[Alert], method: str | None = None) -> None:
+        """Log each alert once, hand it to ``on_alert`` on this thread (``method`` None: early
+        alerts); a raising callback is logged with its traceback and recording goes on."""
         for alert in alerts:
             record = dataclasses.replace(alert, method=method)
             self.alerts.append(record)
-            log.warning("sentrycam alert at epoch %s (%s): %s", epoch, method, alert.explanation)
+            where = f"epoch {alert.epoch} ({method or 'early'})"
+            log.warning("sentrycam alert at %s: %s", where, alert.explanation)
             if self._on_alert is not None:
                 try:
                     self._on_alert(record)
                 except Exception as exc:
                     log.error(
-                        "on_alert raised for the %s alert at epoch %s; recording goes on",
+                        "on_alert raised for the %s alert at %s; recording goes on",
                         alert.signal,
-                        epoch,
+                        where,
                         exc_info=exc,
                     )
 

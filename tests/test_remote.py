@@ -176,6 +176,7 @@ def test_every_cli_command_takes_an_s3_url(s3, tmp_path, capsys):
     assert main(["audit", url, "--method", METHOD, "--json"]) == 0
     assert RunStore.open(url).files.exists("alerts.json")
     out = tmp_path / "out"
+    out.mkdir()
     assert main(["export", url, "--method", METHOD, "--parquet", str(out / "f.parquet")]) == 0
     assert pq.read_table(out / "f.parquet").num_rows == len(checkpoints) * 60
     assert main(["export", url, "--method", METHOD, "--npz", str(out / "f.npz")]) == 0
