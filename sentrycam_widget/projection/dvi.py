@@ -60,6 +60,36 @@ class DVIProjector(AutoencoderProjector):
     ``last_loss_terms`` holds the last update's loss terms (mean over its steps): ``umap``,
     ``reconstruction``, ``drift`` (the weighted weight-drift term), ``mean_npr`` and ``steps``.
     The same numbers go into ``frame.metrics`` with a ``loss_`` prefix.
+
+    Parameters
+    ----------
+    seed
+        Seed of every random choice (batches, boundary points, initial weights).
+    device
+        Torch device of the network (``"cpu"``, ``"cuda"``).
+    resolution
+        Side, in cells, of the decision-background grid.
+    k
+        Neighbours per point in the fuzzy kNN graph.
+    cold_epochs, warm_epochs
+        Passes over the edge list at the first checkpoint and at each later one.
+    max_steps
+        Cap on optimiser steps per checkpoint.
+    batch_edges
+        Edges per step.
+    lr, weight_decay, lr_decay_at
+        Adam's learning rate and weight decay; the step share after which it drops ×0.1.
+    patience, window, min_improvement
+        Early stop after ``patience`` windows of ``window`` steps without a relative improvement
+        of ``min_improvement`` in the mean loss.
+    recon_weight
+        Weight of the (scale-free) reconstruction loss.
+    drift_weight
+        Weight of the neighbour-scaled anchor on the previous checkpoint's weights.
+    boundary_points
+        Synthetic boundary points per checkpoint (0: none).
+    widths
+        Hidden widths of the autoencoder (None: the default stack).
     """
 
     method: ClassVar[str] = "dvi"
@@ -109,7 +139,18 @@ class DVIProjector(AutoencoderProjector):
 
     # ------------------------------------------------------------------ protocol
     def update(self, checkpoint: Checkpoint) -> Frame:
-        """Train on all N points of ``checkpoint`` (warm-started) and return its frame."""
+        """Train on all N points of ``checkpoint`` (warm-started) and return its frame.
+
+        Parameters
+        ----------
+        checkpoint
+            The checkpoint to project; its index must follow the last one projected.
+
+        Returns
+        -------
+        Frame
+            Positions of all N points, the decision background and round-trip predictions.
+        """
         self._check_input(checkpoint)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
@@ -138,6 +179,13 @@ class DVIProjector(AutoencoderProjector):
         checkpoint's neighbourhoods (for the neighbour preserving rate) from ``history``.
 
         Without saved weights the next update trains a fresh network (a cold start).
+
+        Parameters
+        ----------
+        history
+            The run so far (a :class:`~sentrycam_widget.store.RunStore` or a view of it).
+        state
+            What :meth:`state_dict` returned after the last stored frame, or None.
         """
         self.model, self.last_index, self._previous_knn = None, None, None
         self.n_points = self.n_features = None

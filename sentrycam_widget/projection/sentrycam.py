@@ -2,8 +2,9 @@
 
 ``update(checkpoint)`` runs the per-checkpoint pipeline in order — density-guided sampling,
 spatial fuzzy graph, working memory and temporal edges (from the second checkpoint on), a
-step-budgeted fine-tune warm-started from the previous checkpoint's weights, and the frame of all
-N points with its decision background and round-trip predictions. Each stage lives in its own
+step-budgeted fine-tune warm-started from the previous checkpoint's weights, a refinement of all
+N positions over the all-point graph with the decoder fine-tuned on them (the default), and the
+frame of all N points with its decision background and round-trip predictions. Each stage lives in its own
 module; this one only wires them together and owns the state that carries across checkpoints
 (the network and the memory bank).
 """
@@ -55,33 +56,61 @@ class _TrainingSet:
 class SentryCamProjector(AutoencoderProjector):
     """SentryCam: density-guided sample + working memory + GN-BN autoencoder, warm-started.
 
-    Optimisation follows the reference (Adam, step decay ×0.1) but on a step budget
-    instead of epochs over the edge list: ``cold_steps`` for the first checkpoint, ``warm_steps``
-    afterwards (the previous weights are already close), each step on ``batch_edges`` spatial and
-    ``temporal_batch_edges`` temporal edges, with the batch's unique nodes encoded once. Training
-    stops early when the mean loss of ``patience`` consecutive windows of ``window`` steps fails
-    to improve by ``min_improvement`` (relative).
+    The default (``graph="all"``) trains the encoder on the kNN graph of every probe point, refines
+    every position with ``refine_epochs`` of umap-learn's layout optimiser and fine-tunes the
+    decoder on the shown positions; ``graph="sample"`` with ``refine_epochs=0`` is the SPEC §2
+    method (registered as ``sentrycam-spec``). Why each default is what it is, with the
+    measurements behind it: ``docs/engine.md``.
 
-    Defaults differ from the reference where measurements on 2 CPU cores (a 10,000 × 256 MLP run
-    against umap-learn on the same checkpoints) said so:
-
-    - ``min_samples=5000``: a floor on the density-guided sample. The rule picks 10 % for deep
-      features; an encoder trained on 20 % of the points placed the others poorly
-      (trustworthiness 0.79 on all points vs 0.90 on its own sample), 50 % matched UMAP.
-    - ``recon_weight=3`` on a scale-free reconstruction loss (MSE divided by the sample's mean
-      feature variance, so the weight does not depend on the layer's scale): the decoder term
-      regularises the encoder (trustworthiness 0.83 → 0.86 at the same cost).
-    - ``temporal_weight=0.3`` on the temporal CE + anchor hinge: with weight 1 the anchors held
-      the layout against the features' drift (trustworthiness fell ~0.01 per checkpoint); 0.3
-      kept it level with similar frame-to-frame displacement.
-    - ``weight_decay=1e-4`` (reference 1e-5): less over-fitting of the sample.
-    - Many small steps: ``batch_edges=250`` (+ 85 temporal) at ``lr=0.005`` (reference 0.01),
-      900 cold / 100 warm steps. At a fixed budget of node encodings, the number of optimiser
-      steps is what raised trustworthiness: 1,500-edge batches × 50 warm steps gave 0.876–0.899
-      per warm checkpoint, 250-edge batches × 100 steps 0.894–0.905 in 70 % of the time
-      (1.45 s against 2.06 s at 10,000 × 256); full-batch steps, lr 0.01 or 0.02, a wider or
-      narrower network, 3 or 10 negatives and reconstruction on part of the batch did not do
-      better.
+    Parameters
+    ----------
+    seed
+        Seed of every random choice (sample, batches, initial weights).
+    device
+        Torch device of the network (``"cpu"``, ``"cuda"``).
+    resolution
+        Side, in cells, of the decision-background grid.
+    k
+        Neighbours per point in the spatial graph.
+    tau
+        Density threshold of the density-guided sample (SPEC §2).
+    min_samples
+        Floor on the density-guided sample size.
+    memory_fraction, memory_min_points
+        Share of the sample kept in the working memory per checkpoint, and its floor.
+    temporal_k
+        Neighbours per point in the temporal graph (previous checkpoints' memory).
+    cold_steps, warm_steps
+        Optimiser steps at the first checkpoint and at each later one.
+    batch_edges, temporal_batch_edges
+        Spatial and temporal edges per step.
+    lr, weight_decay, lr_decay_at
+        Adam's learning rate and weight decay; the step share after which it drops ×0.1.
+    patience, window, min_improvement
+        Early stop after ``patience`` windows of ``window`` steps without a relative improvement
+        of ``min_improvement`` in the mean loss.
+    recon_weight, temporal_weight
+        Weights of the (scale-free) reconstruction loss and of the temporal loss.
+    negative_rate
+        Negative samples per positive edge.
+    widths
+        Hidden widths of the autoencoder (None: the default GN-BN stack).
+    graph
+        ``"all"`` (every probe point) or ``"sample"`` (the SPEC's sample-only graph).
+    exact_max_points
+        Largest N for exact kNN; above it NN-descent (pynndescent), warm-started.
+    pca_dims
+        Width of the randomized-PCA view NN-descent searches on when features are wider
+        (None: the raw features).
+    refine_epochs
+        Epochs of layout refinement over all points (0: the encoder's frame is shown).
+    anchor_weight
+        Pull of each refined position towards the previous frame (temporal stability).
+    decoder_steps, prediction_weight
+        Decoder fine-tune steps on the shown positions and the weight of agreeing with the
+        model's prediction there.
+    refine_init
+        Start of the refinement: ``"previous"`` frame or the ``"encoder"``'s frame.
     """
 
     method: ClassVar[str] = "sentrycam"
@@ -167,7 +196,18 @@ class SentryCamProjector(AutoencoderProjector):
 
     # ------------------------------------------------------------------ protocol
     def update(self, checkpoint: Checkpoint) -> Frame:
-        """Project one checkpoint (all N points), warm-starting from the previous update."""
+        """Project one checkpoint (all N points), warm-starting from the previous update.
+
+        Parameters
+        ----------
+        checkpoint
+            The checkpoint to project; its index must follow the last one projected.
+
+        Returns
+        -------
+        Frame
+            Positions of all N points, the decision background and round-trip predictions.
+        """
         self._check_input(checkpoint)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
@@ -226,6 +266,13 @@ class SentryCamProjector(AutoencoderProjector):
 
         Without saved weights the next update starts a fresh network, still anchored to the
         stored frames through the memory's frozen positions.
+
+        Parameters
+        ----------
+        history
+            The run so far (a :class:`~sentrycam_widget.store.RunStore` or a view of it).
+        state
+            What :meth:`state_dict` returned after the last stored frame, or None.
         """
         self.memory = MemoryBank()
         self.model, self.last_index, self.previous = None, None, None
@@ -264,7 +311,13 @@ class SentryCamProjector(AutoencoderProjector):
             self._load_weights(state)
 
     def state_dict(self) -> dict[str, Any]:
-        """The network weights and the last all-point kNN graph (warm-starts the next search)."""
+        """The network weights and the last all-point kNN graph (warm-starts the next search).
+
+        Returns
+        -------
+        dict
+            ``knn_indices`` beside the autoencoder's weights and optimiser state.
+        """
         return {**super().state_dict(), "knn_indices": self.knn_indices}
 
     # ------------------------------------------------------------------ stages
