@@ -15,21 +15,17 @@ same run.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from typing import Any
 
-import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
 
-from ..monitor import AlertCallback
-from .session import CallbackSession
+from .session import SessionCallback
 
 __all__ = ["SentryCamCallback"]
 
 
-class SentryCamCallback(Callback):
+class SentryCamCallback(SessionCallback, Callback):
     """Watch a Lightning run in SentryCam: ``Trainer(callbacks=[SentryCamCallback(probe)])``.
 
     Parameters
@@ -51,6 +47,7 @@ class SentryCamCallback(Callback):
         Show the widget under the running cell when training starts (watch it live).
     **monitor_options
         Further :class:`~sentrycam_widget.monitor.Monitor` keywords (``class_names``, ...).
+        ``early_every=N`` also runs the early alerts every N optimiser steps.
 
     Attributes
     ----------
@@ -59,50 +56,7 @@ class SentryCamCallback(Callback):
         it in a notebook to watch), None before and on other ranks.
     """
 
-    def __init__(
-        self,
-        probe: Any,
-        layer: str | torch.nn.Module | None = None,
-        head: Any = None,
-        methods: Sequence[str] = ("sentrycam",),
-        run_dir: str | os.PathLike[str] | None = None,
-        on_alert: AlertCallback | None = None,
-        *,
-        every_n_epochs: int = 1,
-        every_n_steps: int | None = None,
-        stop_on_alert: bool = False,
-        sharded: bool = False,
-        resume: bool = False,
-        display: bool = False,
-        **monitor_options: Any,
-    ) -> None:
-        self.session = CallbackSession(
-            probe,
-            layer,
-            head,
-            methods,
-            run_dir,
-            on_alert,
-            every_n_epochs=every_n_epochs,
-            every_n_steps=every_n_steps,
-            stop_on_alert=stop_on_alert,
-            sharded=sharded,
-            resume=resume,
-            display=display,
-            monitor_options=monitor_options,
-        )
-        self._validated_epoch: int | None = None
-
-    @property
-    def monitor(self) -> Any:
-        """Rank 0's :class:`~sentrycam_widget.monitor.Monitor` (None elsewhere / before fit)."""
-        distributed = self.session.monitor
-        return None if distributed is None else distributed.monitor
-
-    @property
-    def run_dir(self) -> str | None:
-        """The run directory (known on rank 0 once training started, or from a restore)."""
-        return self.session.run_dir
+    _validated_epoch: int | None = None  # the last epoch recorded at on_validation_end
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.session.start(pl_module, trainer.global_rank)
@@ -110,6 +64,7 @@ class SentryCamCallback(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any
     ) -> None:
+        self.session.optimiser_step(trainer.global_step, trainer.current_epoch)
         if self.session.step_due(trainer.global_step):
             self._record(trainer)
 

@@ -80,6 +80,8 @@ class CallbackSession:
         self.display = bool(display)
         self.monitor: DistributedMonitor | None = None
         self._last_step: int | None = None
+        self._early = monitor_options.get("early_every") is not None
+        self._last_early_step: int | None = None
         self._closed = False
 
     @property
@@ -106,6 +108,20 @@ class CallbackSession:
 
     def epoch_due(self, epoch: int) -> bool:
         return (int(epoch) + 1) % self.every_n_epochs == 0
+
+    def optimiser_step(self, step: int, epoch: int) -> None:
+        """Hand each new optimiser step to rank 0's monitor when it runs early alerts.
+
+        Only with ``early_every`` among the monitor options; a step already handed over
+        (gradient accumulation repeats the global step) is skipped.
+        """
+        recorder = None if self.monitor is None else self.monitor.monitor
+        if not self._early or recorder is None or self._closed:
+            return
+        if self._last_early_step is not None and step <= self._last_early_step:
+            return
+        self._last_early_step = step
+        recorder.step(step, epoch)
 
     def step_due(self, step: int) -> bool:
         return self.every_n_steps is not None and step > 0 and step % self.every_n_steps == 0
@@ -153,6 +169,60 @@ class CallbackSession:
             self.resume = True
         last = state.get("last_step")
         self._last_step = None if last is None else int(last)
+
+
+class SessionCallback:
+    """The trainer callbacks' shared front: their constructor and the session it builds.
+
+    ``SentryCamCallback`` and ``SentryCamTrainerCallback`` put it before their framework's
+    callback class; their own docstrings list the parameters (those of :class:`CallbackSession`
+    with ``monitor_options`` as keywords).
+    """
+
+    def __init__(
+        self,
+        probe: Any,
+        layer: str | torch.nn.Module | None = None,
+        head: Any = None,
+        methods: Sequence[str] = ("sentrycam",),
+        run_dir: str | os.PathLike[str] | None = None,
+        on_alert: AlertCallback | None = None,
+        *,
+        every_n_epochs: int = 1,
+        every_n_steps: int | None = None,
+        stop_on_alert: bool = False,
+        sharded: bool = False,
+        resume: bool = False,
+        display: bool = False,
+        **monitor_options: Any,
+    ) -> None:
+        super().__init__()
+        self.session = CallbackSession(
+            probe,
+            layer,
+            head,
+            methods,
+            run_dir,
+            on_alert,
+            every_n_epochs=every_n_epochs,
+            every_n_steps=every_n_steps,
+            stop_on_alert=stop_on_alert,
+            sharded=sharded,
+            resume=resume,
+            display=display,
+            monitor_options=monitor_options,
+        )
+
+    @property
+    def monitor(self) -> Any:
+        """Rank 0's :class:`~sentrycam_widget.monitor.Monitor` (None elsewhere / before fit)."""
+        distributed = self.session.monitor
+        return None if distributed is None else distributed.monitor
+
+    @property
+    def run_dir(self) -> str | None:
+        """The run directory (known on rank 0 once training started, or from a restore)."""
+        return self.session.run_dir
 
 
 def numeric_scalars(metrics: Mapping[str, Any]) -> dict[str, float]:

@@ -15,8 +15,6 @@ The callback's ``state_dict`` carries the run directory for ``resume``.
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -24,8 +22,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from transformers.trainer_utils import IntervalStrategy
 
 from ..errors import InputError
-from ..monitor import AlertCallback
-from .session import CallbackSession
+from .session import SessionCallback
 
 __all__ = ["SentryCamTrainerCallback"]
 
@@ -33,7 +30,7 @@ __all__ = ["SentryCamTrainerCallback"]
 _TIMINGS = ("_runtime", "_samples_per_second", "_steps_per_second")
 
 
-class SentryCamTrainerCallback(TrainerCallback):
+class SentryCamTrainerCallback(SessionCallback, TrainerCallback):
     """Watch a Hugging Face run in SentryCam: ``Trainer(..., callbacks=[SentryCamTrainerCallback(probe)])``.
 
     Parameters
@@ -55,51 +52,8 @@ class SentryCamTrainerCallback(TrainerCallback):
         Show the widget under the running cell when training starts (watch it live).
     **monitor_options
         Further :class:`~sentrycam_widget.monitor.Monitor` keywords (``class_names``, ...).
+        ``early_every=N`` also runs the early alerts every N optimiser steps.
     """
-
-    def __init__(
-        self,
-        probe: Any,
-        layer: str | torch.nn.Module | None = None,
-        head: Any = None,
-        methods: Sequence[str] = ("sentrycam",),
-        run_dir: str | os.PathLike[str] | None = None,
-        on_alert: AlertCallback | None = None,
-        *,
-        every_n_epochs: int = 1,
-        every_n_steps: int | None = None,
-        stop_on_alert: bool = False,
-        sharded: bool = False,
-        resume: bool = False,
-        display: bool = False,
-        **monitor_options: Any,
-    ) -> None:
-        self.session = CallbackSession(
-            probe,
-            layer,
-            head,
-            methods,
-            run_dir,
-            on_alert,
-            every_n_epochs=every_n_epochs,
-            every_n_steps=every_n_steps,
-            stop_on_alert=stop_on_alert,
-            sharded=sharded,
-            resume=resume,
-            display=display,
-            monitor_options=monitor_options,
-        )
-
-    @property
-    def monitor(self) -> Any:
-        """The world-process-zero's :class:`~sentrycam_widget.monitor.Monitor` (else None)."""
-        distributed = self.session.monitor
-        return None if distributed is None else distributed.monitor
-
-    @property
-    def run_dir(self) -> str | None:
-        """The run directory (known on process zero once training started, or from a restore)."""
-        return self.session.run_dir
 
     def on_train_begin(
         self,
@@ -116,6 +70,7 @@ class SentryCamTrainerCallback(TrainerCallback):
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        self.session.optimiser_step(state.global_step, _epoch_in_progress(state))
         if self.session.step_due(state.global_step) and not control.should_evaluate:
             self._record(state, control, {})
 

@@ -67,6 +67,16 @@ def test_without_validation_checkpoints_at_epoch_end_and_every_n_steps(tmp_path,
     assert all("val_loss" not in i["scalars"] for i in info)
 
 
+def test_early_every_hands_each_optimiser_step_to_the_early_alerts(tmp_path, digits):
+    callback = SentryCamCallback(probe(digits), methods=(), run_dir=tmp_path / "run", early_every=2)
+    train, _ = loaders(digits, n_train=256)  # 4 batches per epoch, 2 optimiser steps
+    # gradient accumulation repeats the global step across batches: each step is looked at once
+    _trainer([callback], max_epochs=3, accumulate_grad_batches=2).fit(lightning_module(), train)
+    looks = callback.monitor._early.watch.records
+    # step 0 is the first batches before any optimiser step (a look at the starting model)
+    assert [(r["step"], r["epoch"]) for r in looks] == [(0, 0), (2, 0), (4, 1), (6, 2)]
+
+
 def test_restored_trainer_continues_the_same_run(tmp_path, digits):
     train, val = loaders(digits, n_train=256)
     first = SentryCamCallback(probe(digits), methods=(), run_dir=tmp_path / "run")
