@@ -151,18 +151,23 @@ export function rint(v) {
 }
 
 /** RGBA bytes of a decision raster (row 0 = bottom): rgb = 0.5·m'·class + (1 − m')·white with
- * m' = alpha / 255, the same rule as render.background_rgba in Python. */
+ * m' = alpha / 255, the same rule as render.background_rgba in Python. Each (class, alpha) pair
+ * is worked out once and looked up after that. */
 export function backgroundRGBA(background, palette) {
   const classes = background.classes.data;
   const { alpha } = background;
   const out = new Uint8Array(classes.length * 4);
+  const pixels = new Uint32Array(out.buffer);
+  const known = new Uint32Array((palette.length / 3) * 256); // 0: not worked out yet
+  const channel = (s, v) => Math.min(255, Math.max(0, rint(0.5 * s * v + (1 - s) * WHITE)));
   for (let i = 0; i < classes.length; i++) {
-    const s = alpha[i] / 255;
-    const c = 3 * classes[i];
-    for (let k = 0; k < 3; k++) {
-      out[4 * i + k] = Math.min(255, Math.max(0, rint(0.5 * s * palette[c + k] + (1 - s) * WHITE)));
+    const key = classes[i] * 256 + alpha[i];
+    if (known[key] === 0) {
+      const s = alpha[i] / 255;
+      const c = 3 * classes[i];
+      known[key] = packPixel(channel(s, palette[c]), channel(s, palette[c + 1]), channel(s, palette[c + 2]));
     }
-    out[4 * i + 3] = 255;
+    pixels[i] = known[key];
   }
   return out;
 }

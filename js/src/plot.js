@@ -47,6 +47,12 @@ function ndarrayOf(Bokeh, data, shape) {
   return Bokeh.require("core/util/ndarray").ndarray(whole ? data.buffer : data, { shape, dtype: "uint32" });
 }
 
+/** Replace a source's data without Bokeh comparing the new image with the old one pixel by
+ * pixel (a new image is always a change here). */
+function setData(source, data) {
+  source.setv({ data }, { check_eq: false });
+}
+
 /** Bokeh's image glyph reads its canvas back (getImageData) before writing a new image into
  * it; write the image straight in instead (the same pixels, one 1 MB read-back less per
  * switch). Left as Bokeh has it if its internals differ. */
@@ -115,13 +121,13 @@ export async function createBokehPlot(container, item, Bokeh) {
     const [width, height] = pixelSize();
     const image = raster(current, currentKey, ranges);
     drawnFor = viewKey(ranges);
-    points.data = {
+    setData(points, {
       image: [ndarrayOf(Bokeh, image, [height, width])],
       x: [ranges[0]],
       y: [ranges[2]],
       dw: [ranges[1] - ranges[0]],
       dh: [ranges[3] - ranges[2]],
-    };
+    });
   }
 
   let queued = false;
@@ -170,13 +176,13 @@ export async function createBokehPlot(container, item, Bokeh) {
         return;
       }
       const image = new Uint32Array(bg.rgba.buffer, bg.rgba.byteOffset, bg.rgba.byteLength / 4);
-      background.data = {
+      setData(background, {
         image: [ndarrayOf(Bokeh, image, [bg.rows, bg.cols])],
         x: [bg.x],
         y: [bg.y],
         dw: [bg.dw],
         dh: [bg.dh],
-      };
+      });
     },
     setRanges([x0, x1, y0, y1]) {
       settingRanges = true;

@@ -106,10 +106,19 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
     }
   }
 
+  // The timeline's lines and markers change only when frames or checkpoints arrive or the
+  // method or scalar changes; a switch alone moves its cursor.
+  let timelineDrawn = "";
+  const timelineKey = () => [state.method, store.checkpoints.length, store.framesOf(state.method).size, timeline.scalar].join("|");
   function renderTimeline() {
+    if (timelineKey() === timelineDrawn) {
+      timeline.move(state.position);
+      return;
+    }
     timeline.setScalars(scalarNames(store.checkpoints));
     const series = timelineSeries(store.checkpoints, store.framesOf(state.method), timeline.scalar);
     timeline.update(series, state.position, (k) => store.checkpoints[k].index);
+    timelineDrawn = timelineKey();
   }
 
   function renderStatus() {
