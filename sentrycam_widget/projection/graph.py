@@ -157,8 +157,12 @@ def fuzzy_edges(
 
 
 def warm_up() -> None:
-    """Load umap-learn's fuzzy-set kernels now (≈ 6 s once per process), e.g. while training runs."""
-    fuzzy_edges(*knn_graph(np.arange(8, dtype=np.float32).reshape(4, 2), 3))
+    """Load umap-learn's fuzzy-set kernels (≈ 6 s once per process) and the refinement kernel
+    now, e.g. while training runs."""
+    from .refine import refine_layout
+
+    points = np.arange(8, dtype=np.float32).reshape(4, 2)
+    refine_layout(points, fuzzy_edges(*knn_graph(points, 3)), 1, seed=0)
 
 
 def spatial_edges(
