@@ -14,9 +14,10 @@ def warmup(*, pynndescent: bool = False, seed: int = 0) -> dict[str, float]:
     """Compile the cacheable numba code so the first frame of a process is fast.
 
     umap-learn's fuzzy-set kernels (SentryCam's graph and the UMAP baseline) and SentryCam's own
-    layout-refinement kernel go into numba's on-disk cache.
-    pynndescent compiles in every fresh process whatever is cached, so the tiny UMAP fit stays
-    below the size where umap-learn switches to it. ``python -m sentrycam_widget warmup`` (and
+    layout-refinement kernel go into numba's on-disk cache, and so do pynndescent's kernels that
+    can be cached (:func:`~sentrycam_widget.projection.graph.cache_pynndescent_kernels`; the two
+    that take the metric as an argument still compile in every fresh process). The tiny UMAP
+    fit stays below the size where umap-learn switches to pynndescent. ``python -m sentrycam_widget warmup`` (and
     ``scripts/setup.sh``) run it.
 
     Parameters
@@ -31,7 +32,7 @@ def warmup(*, pynndescent: bool = False, seed: int = 0) -> dict[str, float]:
     -------
     dict of str to float
         Seconds per step: ``import_s``, ``fuzzy_simplicial_set_s``, ``layout_sgd_s``,
-        ``umap_fit_s`` and, with
+        ``pynndescent_s`` (its cacheable kernels), ``umap_fit_s`` and, with
         ``pynndescent``, ``pynndescent_fit_s``.
     """
     timings: dict[str, float] = {}
@@ -65,6 +66,12 @@ def warmup(*, pynndescent: bool = False, seed: int = 0) -> dict[str, float]:
     heads = np.arange(200)
     refine_layout(data[:, :2], (heads, (heads + 1) % 200, np.ones(200, np.float32)), 2, seed=seed)
     lap("layout_sgd_s")
+    from .projection.graph import cache_pynndescent_kernels, knn_graph
+
+    cache_pynndescent_kernels()
+    points = np.random.default_rng(seed).normal(size=(PYNNDESCENT_FROM + 104, 8))
+    knn_graph(points.astype(np.float32), 15, exact_max_points=PYNNDESCENT_FROM)
+    lap("pynndescent_s")
     umap.UMAP(n_neighbors=10, n_epochs=5, random_state=0, n_jobs=1).fit_transform(data)
     lap("umap_fit_s")
     if pynndescent:

@@ -143,3 +143,14 @@ def test_pca_view_keeps_the_distances_of_data_in_a_low_dimensional_subspace():
     reduced = np.linalg.norm(view[:50, None] - view[None, :50], axis=-1)
     assert np.allclose(full, reduced, rtol=1e-3, atol=1e-2)
     assert np.array_equal(pca_view(x, 100), x)  # already narrow enough: unchanged
+
+
+def test_pynndescent_kernels_are_cached_on_disk_except_those_taking_the_metric():
+    import pynndescent.pynndescent_ as nnd
+
+    from sentrycam_widget.projection.graph import cache_pynndescent_kernels
+
+    cache_pynndescent_kernels()
+    assert type(nnd.generate_leaf_updates._cache).__name__ != "NullCache"  # now cached
+    assert type(nnd.nn_descent._cache).__name__ == "NullCache"  # takes `dist`: left alone
+    assert cache_pynndescent_kernels() > 0  # the same count on every call (done once)
