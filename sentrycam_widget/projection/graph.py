@@ -12,6 +12,7 @@ inverse weighting). Shared with the DVI baseline.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 import torch
@@ -79,12 +80,11 @@ def cache_pynndescent_kernels() -> int:
     pynndescent compiles most of its kernels without ``cache=True``, so every fresh process
     paid ≈ 40 s of CPU compiling them before its first NN-descent (measured on the 2-core
     machine; 17 s with this cache filled, the rest being the two kernels that take the metric
-    as an argument, which numba cannot cache and are left alone). Numba's ``Dispatcher.enable_caching`` keeps the
+    as an argument, which numba cannot cache; its warning about them is silenced). Numba's ``Dispatcher.enable_caching`` keeps the
     compiled code next to pynndescent's sources (or under ``NUMBA_CACHE_DIR``); the results are
     the same code, only loaded instead of compiled.
     """
     import importlib
-    import inspect
 
     from numba.core.registry import CPUDispatcher
 
@@ -92,13 +92,11 @@ def cache_pynndescent_kernels() -> int:
     for name in _PYNNDESCENT_MODULES:
         module = importlib.import_module(f"pynndescent.{name}")
         for kernel in vars(module).values():
-            if (
-                isinstance(kernel, CPUDispatcher)
-                and type(kernel._cache).__name__ == "NullCache"
-                and "dist" not in inspect.signature(kernel.py_func).parameters
-            ):
+            if isinstance(kernel, CPUDispatcher) and type(kernel._cache).__name__ == "NullCache":
                 kernel.enable_caching()
                 enabled += 1
+    # numba says so, once per process, for the kernels whose compiled code it cannot keep
+    warnings.filterwarnings("ignore", message='Cannot cache compiled function "nn_descent')
     return enabled
 
 
