@@ -16,6 +16,7 @@ import numpy as np
 from .errors import InputError, RunFormatError
 from .metrics import eval_indices, frame_metrics, temporal_metrics
 from .projection.base import require_method
+from .records import Frame
 from .store import DamagedEntryWarning, RunStore
 
 FRAME_METRICS = ("trustworthiness", "continuity", "knn_preservation", "knn_count_self")
@@ -53,10 +54,12 @@ def evaluate_run(store: RunStore, method: str, *, strict: bool = False) -> dict[
     for index in indices:
         try:
             checkpoint, frame = store.checkpoint(index), store.frame(method, index)
-        except RunFormatError as exc:
+            _require_coordinates(store, frame)
+        except (RunFormatError, UnusableFrameError) as exc:
             if strict:
                 raise
-            warnings.warn(f"skipping damaged entry: {exc}", DamagedEntryWarning, stacklevel=2)
+            what = "damaged entry: " if isinstance(exc, RunFormatError) else ""
+            warnings.warn(f"skipping {what}{exc}", DamagedEntryWarning, stacklevel=2)
             skipped.append(str(exc))
             continue
         metrics = dict(frame.metrics)
@@ -77,3 +80,17 @@ def evaluate_run(store: RunStore, method: str, *, strict: bool = False) -> dict[
         "temporal": temporal_metrics(features[: len(rows)], embeddings),
         "skipped": skipped,
     }
+
+
+class UnusableFrameError(InputError):
+    """A readable frame that cannot be scored: some of its points have no coordinates."""
+
+
+def _require_coordinates(store: RunStore, frame: Frame) -> None:
+    """UnusableFrameError naming the frame's file when any of its points is NaN/inf."""
+    missing = int((~np.isfinite(frame.embedding)).any(axis=1).sum())
+    if missing:
+        raise UnusableFrameError(
+            f"{store.frame_location(frame.method, frame.index)}: {missing} of "
+            f"{frame.embedding.shape[0]} points have no coordinates (NaN/inf)"
+        )
