@@ -35,6 +35,8 @@ from .signals import (
     feature_norm,
     fisher_ratio,
     linear_cka,
+    prediction_flips,
+    prediction_margin,
 )
 
 
@@ -70,6 +72,13 @@ EARLY_SIGNALS: dict[str, EarlySignal] = {
             TrendRule(min_gap=0.03, log=False),
         ),
         EarlySignal("fisher_ratio", "Fisher ratio", False, "separation", TrendRule(min_gap=0.15)),
+        EarlySignal(
+            "margin", "probe margin", False, "confidence", TrendRule(min_gap=0.05, log=False)
+        ),
+        EarlySignal(
+            "flips", "prediction flips", True, "stability", TrendRule(min_gap=0.01, log=False)
+        ),
+        EarlySignal("probe_loss", "probe loss", True, "loss", TrendRule(min_gap=0.2)),
     )
 }
 CLASS_RULE = TrendRule(min_gap=0.3, log=False)
@@ -120,6 +129,7 @@ class EarlyWatch:
         self._firing: set[str] = set()
         self._starts: list[tuple[int, str, str]] = []  # (look, family, signal)
         self._previous: np.ndarray | None = None
+        self._previous_logits: np.ndarray | None = None
         self._relu: bool | None = None
         self._checkpoint = -1
 
@@ -242,10 +252,16 @@ class EarlyWatch:
         classes: dict[int, float] = {}
         if labels is not None and logits is not None:
             sub_labels = np.asarray(labels)[idx]
-            classes = class_accuracies(np.asarray(logits)[idx], sub_labels)
-            out["probe_accuracy"] = float(
-                np.mean(np.asarray(logits)[idx].argmax(axis=1) == sub_labels)
-            )
+            sub_logits = np.asarray(logits, dtype=np.float64)[idx]
+            classes = class_accuracies(sub_logits, sub_labels)
+            out["probe_accuracy"] = float(np.mean(sub_logits.argmax(axis=1) == sub_labels))
+            out["margin"] = prediction_margin(sub_logits, sub_labels)
+            shifted = sub_logits - sub_logits.max(axis=1, keepdims=True)
+            log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            out["probe_loss"] = float(-np.mean(log_p[np.arange(len(sub_labels)), sub_labels]))
+            if self._previous_logits is not None:
+                out["flips"] = prediction_flips(self._previous_logits, sub_logits)
+            self._previous_logits = sub_logits
             if len(classes) >= 2:
                 out["fisher_ratio"] = fisher_ratio(sample, sub_labels)
         self._previous = sample

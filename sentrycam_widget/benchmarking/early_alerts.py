@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..alerts import EARLY_SIGNALS, REFERENCE_SIGNALS
+from ..alerts import EARLY_SIGNALS, REFERENCE_SIGNALS, EarlyWatch
 from ._markdown import table
 from .alert_scenarios import AUTOENCODERS, CLASSIFIERS, GRADUAL, RunSpec, run_scenario
 
@@ -40,6 +40,9 @@ SHORT = {
     "dead_fraction": "dead units",
     "probe_accuracy": "probe acc",
     "fisher_ratio": "Fisher",
+    "margin": "probe margin",
+    "flips": "prediction flips",
+    "probe_loss": "probe loss",
     "class_accuracy": "per-class acc",
     "early_combined": "early combined",
 }
@@ -102,7 +105,7 @@ def early(
             traces = pool.map(run_scenario, [specs[i] for i in todo])
             for i, trace in zip(todo, traces, strict=True):
                 _save(paths[i], trace)
-    rows = [run_row(json.loads(path.read_text())) for path in paths]
+    rows = [run_row(replay(json.loads(path.read_text()))) for path in paths]
     return {"settings": asdict(settings), "rows": rows, **summarise(rows)}
 
 
@@ -110,6 +113,25 @@ def _save(path: Path, trace: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(trace))
     tmp.replace(path)
+
+
+def replay(trace: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """``trace`` with its step-cadence alerts recomputed from its stored looks by a fresh
+    :class:`EarlyWatch` (``options`` are its keywords; default: the current rules).
+
+    A trace read back from ``runs_dir`` is so tabulated with today's triggers, not with those
+    of the commit that recorded it (its looks hold every signal's value, the triggers only
+    read them).
+    """
+    watch = EarlyWatch(**options)
+    alerts = []
+    for record in trace["early_records"]:
+        values = {k: v for k, v in record.items() if k not in ("step", "epoch", "classes")}
+        new = watch.observe(
+            values, step=record["step"], epoch=record["epoch"], classes=record["classes"]
+        )
+        alerts += [alert.to_dict() for alert in new]
+    return {**trace, "early_alerts": alerts}
 
 
 def run_row(trace: dict[str, Any]) -> dict[str, Any]:
