@@ -6,8 +6,10 @@ projected once per epoch — and watches signals that need nothing else:
 
 - label-free (self-supervised runs too): ``drift`` (1 − linear CKA to the previous look),
   ``feature_norm``, ``effective_rank`` and ``dead_fraction`` (ReLU-like layers);
-- with labels: ``probe_accuracy`` and ``fisher_ratio``, and per class ``class_accuracy``
-  ("class 3 is being forgotten"), which a single validation loss cannot show.
+- with labels: ``probe_accuracy``, ``margin`` (the head's mean softmax margin of the true
+  class, which falls while the head starts hedging, before the argmax flips; same family as
+  the accuracy) and ``fisher_ratio``, and per class ``class_accuracy`` ("class 3 is being
+  forgotten"), which a single validation loss cannot show.
 
 Each signal has a :class:`~.rules.TrendRule` (a sustained move from its best smoothed level,
 after a warm-up). An alert is raised when a signal starts firing (not again while it keeps
@@ -35,7 +37,6 @@ from .signals import (
     feature_norm,
     fisher_ratio,
     linear_cka,
-    prediction_flips,
     prediction_margin,
 )
 
@@ -73,12 +74,8 @@ EARLY_SIGNALS: dict[str, EarlySignal] = {
         ),
         EarlySignal("fisher_ratio", "Fisher ratio", False, "separation", TrendRule(min_gap=0.15)),
         EarlySignal(
-            "margin", "probe margin", False, "confidence", TrendRule(min_gap=0.05, log=False)
+            "margin", "probe margin", False, "accuracy", TrendRule(min_gap=0.05, log=False)
         ),
-        EarlySignal(
-            "flips", "prediction flips", True, "stability", TrendRule(min_gap=0.01, log=False)
-        ),
-        EarlySignal("probe_loss", "probe loss", True, "loss", TrendRule(min_gap=0.2)),
     )
 }
 CLASS_RULE = TrendRule(min_gap=0.3, log=False)
@@ -129,7 +126,6 @@ class EarlyWatch:
         self._firing: set[str] = set()
         self._starts: list[tuple[int, str, str]] = []  # (look, family, signal)
         self._previous: np.ndarray | None = None
-        self._previous_logits: np.ndarray | None = None
         self._relu: bool | None = None
         self._checkpoint = -1
 
@@ -256,12 +252,6 @@ class EarlyWatch:
             classes = class_accuracies(sub_logits, sub_labels)
             out["probe_accuracy"] = float(np.mean(sub_logits.argmax(axis=1) == sub_labels))
             out["margin"] = prediction_margin(sub_logits, sub_labels)
-            shifted = sub_logits - sub_logits.max(axis=1, keepdims=True)
-            log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-            out["probe_loss"] = float(-np.mean(log_p[np.arange(len(sub_labels)), sub_labels]))
-            if self._previous_logits is not None:
-                out["flips"] = prediction_flips(self._previous_logits, sub_logits)
-            self._previous_logits = sub_logits
             if len(classes) >= 2:
                 out["fisher_ratio"] = fisher_ratio(sample, sub_labels)
         self._previous = sample

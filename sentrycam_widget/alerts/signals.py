@@ -181,12 +181,3 @@ def prediction_margin(logits: np.ndarray, labels: np.ndarray) -> float:
     true = p[rows, labels]
     p[rows, labels] = -np.inf
     return float(np.mean(true - p.max(axis=1)))
-
-
-def prediction_flips(previous: np.ndarray, current: np.ndarray) -> float:
-    """Share of points whose predicted class (argmax of the logits) changed between two looks."""
-    previous = _finite_matrix(previous, "previous logits")
-    current = _finite_matrix(current, "current logits")
-    if previous.shape != current.shape:
-        raise InputError(f"logits changed shape ({previous.shape} -> {current.shape})")
-    return float(np.mean(previous.argmax(axis=1) != current.argmax(axis=1)))
