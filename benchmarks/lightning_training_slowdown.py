@@ -8,6 +8,11 @@ validation and the callback's capture, not the drain at the end of a fit. One un
 first warms the worker up (the first frame compiles). The slowdown is the median over rounds of
 on/off - 1, as in ``benchmarks/widget_training_slowdown.py`` for the plain monitor.
 
+With ``--continued`` every "on" fit reuses the warm-up fit's callback, so each continues that
+run (``resume``) with a warm projector, as the plain monitor's benchmark keeps one monitor
+whose first frame falls in its warm-up; without it each "on" fit is a new run whose worker
+spends the fit on that run's cold first frame.
+
     python benchmarks/lightning_training_slowdown.py --rounds 5 --epochs 10 --json out.json
 """
 
@@ -81,7 +86,7 @@ def _fit(module: Digits, loaders: tuple, epochs: int, callback: SentryCamCallbac
     return sum(timer.seconds)
 
 
-def measure(rounds: int, epochs: int, root: Path) -> dict:
+def measure(rounds: int, epochs: int, root: Path, continued: bool) -> dict:
     data = demo.digits_data()
     train = torch.utils.data.TensorDataset(data.x_train, data.y_train)
     val = torch.utils.data.TensorDataset(data.x_val, data.y_val)
@@ -95,16 +100,18 @@ def measure(rounds: int, epochs: int, root: Path) -> dict:
     def callback(name: str) -> SentryCamCallback:
         return SentryCamCallback(probe, run_dir=root / name, images=data.thumbnails)
 
-    _fit(module, loaders, 2, callback("warm-up"))
+    warm = callback("warm-up")
+    _fit(module, loaders, 2, warm)
     off, on = [], []
     for i in range(rounds):
         off.append(_fit(module, loaders, epochs, None))
-        on.append(_fit(module, loaders, epochs, callback(f"round-{i}")))
+        on.append(_fit(module, loaders, epochs, warm if continued else callback(f"round-{i}")))
         print(f"round {i}: off {off[-1]:.2f} s, on {on[-1]:.2f} s", file=sys.stderr, flush=True)
     ratios = [b / a - 1.0 for a, b in zip(off, on, strict=True)]
     return {
         "rounds": rounds,
         "epochs_per_block": epochs,
+        "continued_run": continued,
         "probe_points": len(data.y_probe),
         "training_threads": torch.get_num_threads(),
         "train_s_off": off,
@@ -120,10 +127,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10, help="epochs per fit")
+    parser.add_argument(
+        "--continued",
+        action="store_true",
+        help="one callback for every 'on' fit: each continues the warm-up fit's run (steady "
+        "state, as the plain monitor's benchmark) instead of a new run with its first frame",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        result = measure(args.rounds, args.epochs, Path(tmp))
+        result = measure(args.rounds, args.epochs, Path(tmp), args.continued)
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

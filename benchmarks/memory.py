@@ -189,8 +189,9 @@ def extrapolate(
 
     ``project`` is measured on the full and the half-N run only (the half-T run links the
     full run's frames): its fit is ``base + a N`` (a projector holds one checkpoint at a time).
-    ``evaluate`` keeps a fixed subsample of at most 2,000 points per checkpoint and its temporal
-    metrics compare every two checkpoints, so its fit is ``base + c T²`` (full and half-T runs).
+    ``evaluate`` holds one checkpoint at a time plus a fixed subsample of at most 2,000 points of
+    each (its temporal metrics work on a block of samples at a time), so its fit is
+    ``base + a N + b T``.
     """
     out = {}
     t, n = target
@@ -201,11 +202,14 @@ def extrapolate(
         rows = np.array([[1.0, sizes[k][1], sizes[k][1] * sizes[k][0]] for k in measured])
         peaks = np.array([runs[k][name]["peak_mb"] for k in measured])
         if name == "evaluate":
-            (t1, _), (t2, _) = sizes["full"], sizes["half_t"]
-            p1, p2 = runs["full"][name]["peak_mb"], runs["half_t"][name]["peak_mb"]
-            c = (p1 - p2) / (t1**2 - t2**2)
-            out[name] = {"base_mb": p1 - c * t1**2, "mb_per_checkpoint_squared": c}
-            out[name]["predicted_mb"] = out[name]["base_mb"] + c * t**2
+            rows[:, 2] = [sizes[k][0] for k in measured]  # base + a N + b T
+            base, a, b = np.linalg.solve(rows, peaks)
+            out[name] = {
+                "base_mb": float(base),
+                "mb_per_point": float(a),
+                "mb_per_checkpoint": float(b),
+                "predicted_mb": float(base + a * n + b * t),
+            }
             continue
         if len(measured) == 3:
             base, a, b = np.linalg.solve(rows, peaks)
@@ -316,8 +320,8 @@ def _markdown(report: dict[str, Any]) -> str:
         f"{widget['frames']} frames); `export --html` wrote "
         f"{report['runs']['full']['export --html']['html_mb']:.0f} MB.",
         "Extrapolation: `peak = base + N (a + b T)` fitted through T × N, T/2 × N and T × N/2 "
-        "(`project`: `base + a N`; `evaluate`: `base + c T²`, its temporal metrics compare every "
-        "two checkpoints on a fixed 2,000-point subsample).",
+        "(`project`: `base + a N`; `evaluate`: `base + a N + b T`, it keeps a fixed 2,000-point "
+        "subsample of each checkpoint).",
         "",
     ]
     return "\n".join(lines)

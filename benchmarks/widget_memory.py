@@ -1,16 +1,16 @@
 """Widget memory on a long run: the browser (Chromium heap via CDP) and the kernel-side widget.
 
-Builds a synthetic run (default 60 checkpoints × 20,000 points, a 200×200 decision raster per
-frame), exports the standalone HTML (the same view code as in Jupyter) and, in Debian's
+Builds a synthetic run (default 200 checkpoints × 50,000 points, a 200×200 decision raster per
+frame; generated in seconds), exports the standalone HTML (the same view code as in Jupyter) and, in Debian's
 chromium, scrubs through every frame once while measuring, after a forced garbage collection:
 the JS heap plus array-buffer backing stores (``Runtime.getHeapUsage``) and the renderer
 processes' RSS. It does so twice: with the default window of decoded frames
 (``SentryCamWidget.frame_window``) and with an unbounded one (every frame kept decoded, what the
 view did before the window). The kernel side is the bytes the widget's payload models hold
 (every frame's coordinates, raster, predictions: they are the saved state), counted exactly.
-Both are extrapolated linearly to 200 checkpoints × 50,000 points.
+Measured at the size asked for, not extrapolated.
 
-    python benchmarks/widget_memory.py --frames 60 --points 20000 --json out.json
+    python benchmarks/widget_memory.py --frames 200 --points 50000 --json out.json
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from ipywidgets.widgets.widget import _remove_buffers
 from widget_runs import CHROMIUM_ARGS, N_CLASSES, synthetic_run
 
 from sentrycam_widget.html_export import export_html
-from sentrycam_widget.widget import FRAME_WINDOW, SentryCamWidget, checkpoint_payload, frame_payload
+from sentrycam_widget.widget import FRAME_WINDOW, SentryCamWidget
 
 MB = 2**20
-TARGET_FRAMES, TARGET_POINTS = 200, 50_000
 
 
 def _payload_bytes(payload: dict) -> int:
@@ -49,11 +48,6 @@ def _build(frames: int, n: int) -> tuple[SentryCamWidget, int]:
     for child in widget.payload_models():
         held += _payload_bytes(child.data)
     return widget, held
-
-
-def _per_frame_bytes(n: int) -> int:
-    checkpoint, frame = next(synthetic_run(n, 1))
-    return _payload_bytes(checkpoint_payload(checkpoint)) + _payload_bytes(frame_payload(frame))
 
 
 def _renderer_rss() -> int:
@@ -93,45 +87,41 @@ def _browser(path: Path, frames: int) -> dict:
         )
         scrubbed = measure()
         decoded = page.evaluate("window.sentrycamView.decodedCount")
+        rasters = page.evaluate("window.sentrycamView.plot.rasterStats.kept")
         browser.close()
-    return {"loaded": loaded, "scrubbed": scrubbed, "decoded_frames": decoded}
+    return {
+        "loaded": loaded,
+        "scrubbed": scrubbed,
+        "decoded_frames": decoded,
+        "point_rasters": rasters,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--points", type=int, default=20_000)
+    parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--points", type=int, default=50_000)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     widget, kernel_bytes = _build(args.frames, args.points)
-    scale = _per_frame_bytes(TARGET_POINTS) / _per_frame_bytes(args.points)
     result: dict = {
         "frames": args.frames,
         "points": args.points,
         "classes": N_CLASSES,
         "kernel_payload_mb": kernel_bytes / MB,
-        "kernel_payload_mb_at_200x50k": kernel_bytes / MB * scale * TARGET_FRAMES / args.frames,
     }
     with tempfile.TemporaryDirectory() as tmp:
         # the page with one frame: BokehJS, the view, the probe set (what does not grow)
         one, _ = _build(1, args.points)
-        base = _browser(export_html(one, Path(tmp) / "memory_one.html"), 1)["loaded"]
-        result["one_frame_page"] = base
+        result["one_frame_page"] = _browser(export_html(one, Path(tmp) / "memory_one.html"), 1)[
+            "loaded"
+        ]
         for name, window in (("window", FRAME_WINDOW), ("unbounded", 10**9)):
             widget.frame_window = window
             path = export_html(widget, Path(tmp) / f"memory_{name}.html")
             run = _browser(path, args.frames)
             run["frame_window"] = min(window, args.frames)
             run["html_mb"] = path.stat().st_size / MB
-            for key in ("heap_mb", "renderer_rss_mb"):
-                # payloads grow with frames × per-frame bytes; decoded frames with the window ×
-                # per-frame bytes (the whole run when unbounded)
-                payloads = (run["loaded"][key] - base[key]) / (args.frames - 1)
-                decoded = (run["scrubbed"][key] - run["loaded"][key]) / run["decoded_frames"]
-                held = min(window, TARGET_FRAMES)
-                run[f"{key}_at_200x50k"] = base[key] + scale * (
-                    payloads * TARGET_FRAMES + max(decoded, 0.0) * held
-                )
             result[name] = run
     print(json.dumps(result, indent=2))
     if args.json:

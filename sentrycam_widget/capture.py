@@ -388,12 +388,15 @@ def _unknown_layer_message(layer: str, names: list[str]) -> str:
 
 
 def _linear_head(linear: torch.nn.Linear) -> LinearHead:
-    weight = linear.weight.detach().float().cpu().numpy().copy()
-    if linear.bias is None:
-        bias = np.zeros(weight.shape[0], np.float32)
-    else:
-        bias = linear.bias.detach().float().cpu().numpy().copy()
+    weight = _copied(linear.weight)
+    bias = np.zeros(weight.shape[0], np.float32) if linear.bias is None else _copied(linear.bias)
     return LinearHead(weight, bias)
+
+
+def _copied(parameter: torch.Tensor) -> np.ndarray:
+    """A float32 numpy copy made in torch: a numpy view of the parameter itself would pin its
+    storage (FSDP frees an unsharded parameter's storage after the forward)."""
+    return parameter.detach().to("cpu", torch.float32, copy=True).numpy()
 
 
 def _check_head_fits(head: Head, features: np.ndarray, logits: np.ndarray, layer: str) -> None:

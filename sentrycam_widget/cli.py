@@ -1,7 +1,8 @@
 """``python -m sentrycam_widget``: demo, import, project, watch, evaluate, export, warmup commands.
 
 Every error this package raises on purpose (:class:`~sentrycam_widget.errors.SentryCamError`)
-ends the command with its message on stderr and exit code 2, never a traceback.
+ends the command with its message on stderr and exit code 2, never a traceback; a warning (a
+damaged entry skipped, say) is one ``warning: ...`` line. ``--debug`` shows both in full.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._cli_messages import one_line_error, warnings_shown
 from ._jsonio import jsonable
 from .errors import InputError, SentryCamError
 
@@ -46,26 +48,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with warnings_shown(debug=getattr(args, "debug", False)):
+            return int(args.handler(args) or 0)
     except (SentryCamError, OSError) as exc:
         if getattr(args, "debug", False):
             traceback.print_exc()
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; stored frames are kept, rerun to continue", file=sys.stderr)
         return 130
-
-
-def _one_line(exc: BaseException) -> str:
-    """The error in one line; an OS error says what went wrong with which file."""
-    if isinstance(exc, OSError) and not isinstance(exc, SentryCamError):
-        where = exc.filename if exc.filename is not None else ""
-        what = exc.strerror or type(exc).__name__
-        text = f"{where}: {what}" if where else f"{what} ({exc})"
-    else:
-        text = str(exc)
-    return " ".join(text.split())
 
 
 def build_parser() -> argparse.ArgumentParser:

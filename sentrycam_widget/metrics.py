@@ -169,15 +169,12 @@ def temporal_metrics(
         )
         out["temporal_nn"], out["temporal_nn_per_ref"] = float("nan"), []
     if n_ckpt >= 3:
-        hd, ld = (
-            _others_distances(_epoch_distances_hd(F)),
-            _others_distances(_epoch_distances_2d(Y)),
-        )
-        per_ref = _spearman_rows(hd, ld).mean(axis=0)
+        ranking, nearest = _per_sample_temporal(F, Y, k if "temporal_nn" not in reasons else None)
+        per_ref = ranking.mean(axis=0)
         out["temporal_ranking"] = float(per_ref.mean())
         out["temporal_ranking_per_ref"] = [float(v) for v in per_ref]
-        if "temporal_nn" not in reasons:
-            per_ref_nn = _nearest_overlap(hd, ld, k).mean(axis=0)
+        if nearest is not None:
+            per_ref_nn = nearest.mean(axis=0)
             out["temporal_nn"] = float(per_ref_nn.mean())
             out["temporal_nn_per_ref"] = [float(v) for v in per_ref_nn]
     out["reasons"] = reasons
@@ -315,7 +312,12 @@ def _knn_count_with_self(nx: np.ndarray, ny: np.ndarray) -> float:
 def _stack_trajectories(
     features: Sequence[np.ndarray], embeddings: Sequence[np.ndarray], eval_size: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validate and subsample: features -> [T, n, D] float64, embeddings -> [T, n, 2] float64."""
+    """Validate and subsample: features -> [T, n, D], embeddings -> [T, n, 2] float64.
+
+    Features keep their precision (float32 stays float32; it is widened to float64 a block of
+    samples at a time, which is exact). An already stacked and subsampled [T, n, D] float array
+    is used as it is, not copied.
+    """
     if len(features) != len(embeddings):
         raise InputError(
             f"got {len(features)} feature arrays but {len(embeddings)} embeddings; need one "
@@ -327,7 +329,12 @@ def _stack_trajectories(
     if first.ndim != 2:
         raise InputError(f"features must be [N, D] arrays, got shape {first.shape}")
     idx = eval_indices(first.shape[0], eval_size, seed)
-    F = np.empty((len(features), idx.size, first.shape[1]), dtype=np.float64)
+    dtype = np.result_type(*{np.asarray(x).dtype for x in features}, np.float32)
+    stacked = isinstance(features, np.ndarray) and features.dtype == dtype
+    if stacked and idx.size == first.shape[0]:
+        F = features
+    else:
+        F = np.empty((len(features), idx.size, first.shape[1]), dtype=dtype)
     Y = np.empty((len(features), idx.size, 2), dtype=np.float64)
     for t, (x, y) in enumerate(zip(features, embeddings, strict=True)):
         x, y = np.asarray(x), np.asarray(y)
@@ -335,23 +342,40 @@ def _stack_trajectories(
             raise InputError(f"features[{t}] has shape {x.shape}, expected {first.shape}")
         if y.shape != (first.shape[0], 2):
             raise InputError(f"embeddings[{t}] has shape {y.shape}, expected ({first.shape[0]}, 2)")
-        F[t], Y[t] = x[idx], y[idx]
+        if F is not features:
+            F[t] = x[idx]
+        Y[t] = y[idx]
         if not (np.isfinite(F[t]).all() and np.isfinite(Y[t]).all()):
             raise InputError(f"checkpoint {t}: features or embedding contain NaN/inf values")
     return F, Y
 
 
-def _epoch_distances_hd(F: np.ndarray) -> np.ndarray:
-    """[n, T, T]: per sample, distances between its representations at every two checkpoints."""
+def _per_sample_temporal(
+    F: np.ndarray, Y: np.ndarray, k: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per sample and reference checkpoint [n, T]: the Spearman correlation of the distances to
+    the other checkpoints and (with ``k``) the overlap of their k nearest, computed
+    ``_SAMPLE_BLOCK`` samples at a time so memory is O(block · T²), never O(n · T²)."""
     n_ckpt, n, _ = F.shape
-    out = np.empty((n, n_ckpt, n_ckpt), dtype=np.float64)
+    ranking = np.empty((n, n_ckpt))
+    nearest = None if k is None else np.empty((n, n_ckpt))
     for start in range(0, n, _SAMPLE_BLOCK):
-        block = np.ascontiguousarray(F[:, start : start + _SAMPLE_BLOCK].transpose(1, 0, 2))
-        sq = np.einsum("itd,itd->it", block, block)
-        gram = block @ block.transpose(0, 2, 1)
-        d2 = sq[:, :, None] + sq[:, None, :] - 2.0 * gram
-        out[start : start + _SAMPLE_BLOCK] = np.sqrt(np.maximum(d2, 0.0))
-    return out
+        samples = slice(start, start + _SAMPLE_BLOCK)
+        hd = _others_distances(_epoch_distances_hd(F[:, samples]))
+        ld = _others_distances(_epoch_distances_2d(Y[:, samples]))
+        ranking[samples] = _spearman_rows(hd, ld)
+        if nearest is not None:
+            nearest[samples] = _nearest_overlap(hd, ld, k)
+    return ranking, nearest
+
+
+def _epoch_distances_hd(F: np.ndarray) -> np.ndarray:
+    """[n, T, T] float64: per sample, distances between its representations at every two
+    checkpoints (``F`` [T, n, D] is widened to float64 first)."""
+    block = np.ascontiguousarray(F.transpose(1, 0, 2), dtype=np.float64)
+    sq = np.einsum("itd,itd->it", block, block)
+    gram = block @ block.transpose(0, 2, 1)
+    return np.sqrt(np.maximum(sq[:, :, None] + sq[:, None, :] - 2.0 * gram, 0.0))
 
 
 def _epoch_distances_2d(Y: np.ndarray) -> np.ndarray:

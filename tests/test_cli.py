@@ -386,6 +386,29 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:200])
 
 
+def test_evaluate_skips_a_frame_with_nan_coordinates_naming_it_and_strict_fails(tmp_path, capsys):
+    """A readable frame whose points are partly NaN/inf (a diverged projection, an imported
+    layout) is left out of the metrics with a warning naming its file, not the whole run."""
+    from sentrycam_widget.pipeline import project_run
+
+    run_dir = _imported(tmp_path)
+    store = RunStore.open(run_dir)
+    project_run(store, "sentrycam", **_FAST)
+    frame = store.frame("sentrycam", 1)
+    frame.embedding[::3] = np.nan
+    frame.embedding[1, 0] = np.inf
+    store.append_frame(frame, replace=True)
+    capsys.readouterr()
+    missing = f"{len(range(0, N, 3)) + 1} of {N} points have no coordinates"
+    with pytest.warns(UserWarning, match=rf"000001\.npz: {missing}"):
+        assert main(["evaluate", run_dir, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [row["index"] for row in report["checkpoints"]] == [0, 2]
+    assert missing in report["skipped"][0]
+    assert main(["evaluate", run_dir, "--strict"]) == 2
+    _one_line_error(capsys, "000001.npz", missing)
+
+
 def test_damaged_frames_are_recomputed_by_project_skipped_by_evaluate_and_export(tmp_path, capsys):
     from sentrycam_widget.pipeline import project_run
 
@@ -422,3 +445,17 @@ def test_damaged_frames_are_recomputed_by_project_skipped_by_evaluate_and_export
     assert "frame 1 is damaged, recomputing it" in out and "000001.npz" in out
     assert "[1/1] sentrycam checkpoint 1" in out
     assert RunStore.open(run_dir).frame("sentrycam", 1).index == 1
+
+
+def test_cli_warnings_are_one_line_and_debug_shows_them_in_full():
+    import warnings
+
+    from sentrycam_widget._cli_messages import warnings_shown
+
+    def shown(debug: bool) -> str:
+        with warnings_shown(debug=debug):
+            return warnings.formatwarning("skipping run/x.npz:\n  damaged", UserWarning, "c.py", 3)
+
+    assert shown(debug=False) == "warning: skipping run/x.npz: damaged\n"
+    assert "c.py:3" in shown(debug=True)
+    assert "c.py:3" in warnings.formatwarning("m", UserWarning, "c.py", 3)  # restored after

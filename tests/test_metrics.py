@@ -243,3 +243,39 @@ def test_above_the_small_n_limit_the_blocked_path_gives_the_same_exact_scores():
     ny = NearestNeighbors(n_neighbors=11).fit(Y).kneighbors(return_distance=False)[:, :10]
     expected = np.mean([np.isin(a, b).mean() for a, b in zip(nx, ny, strict=True)])
     assert metrics.knn_preservation(X, Y, 10) == pytest.approx(expected, abs=1e-12)
+
+
+def test_temporal_metrics_by_sample_blocks_on_float32_equal_the_whole_float64_formula(
+    monkeypatch,
+):
+    """The temporal metrics keep float32 features and work a block of samples at a time (bounded
+    memory); widening float32 to float64 is exact, so the scores equal, to the bit, those of the
+    earlier formula on whole float64 [n, T, T] arrays."""
+    from sentrycam_widget import metrics
+
+    features, embeddings = _one_d_trajectories(9, 50, 12, seed=6)
+    rng = np.random.default_rng(7)
+    features = [(f + rng.normal(size=f.shape)).astype(np.float32) for f in features]
+    embeddings = [(e + rng.normal(size=e.shape)).astype(np.float32) for e in embeddings]
+    F = np.stack(features).astype(np.float64)
+    Y = np.stack(embeddings).astype(np.float64)
+    traj = F.transpose(1, 0, 2)
+    sq = np.einsum("itd,itd->it", traj, traj)
+    hd = np.sqrt(np.maximum(sq[:, :, None] + sq[:, None, :] - 2.0 * traj @ traj.swapaxes(1, 2), 0))
+    hd, ld = (
+        metrics._others_distances(hd),
+        metrics._others_distances(metrics._epoch_distances_2d(Y)),
+    )
+    ranking = metrics._spearman_rows(hd, ld).mean(axis=0)
+    nearest = metrics._nearest_overlap(hd, ld, 3).mean(axis=0)
+    monkeypatch.setattr(metrics, "_SAMPLE_BLOCK", 7)  # 50 samples: 8 blocks, the last one short
+    blocks, distances = [], metrics._epoch_distances_hd
+    monkeypatch.setattr(metrics, "_epoch_distances_hd", lambda f: blocks.append(f) or distances(f))
+    m = temporal_metrics(features, embeddings, k=3)
+    assert [b.shape[1] for b in blocks] == [7] * 7 + [1]
+    assert {b.dtype for b in blocks} == {np.dtype(np.float32)}
+    assert m["temporal_ranking_per_ref"] == [float(v) for v in ranking]
+    assert m["temporal_nn_per_ref"] == [float(v) for v in nearest]
+    assert m["temporal_ranking"] == float(ranking.mean())
+    stacked = np.stack(features)
+    assert temporal_metrics(stacked, embeddings, k=3) == m  # a stacked array is used as it is

@@ -187,6 +187,11 @@ def test_not_a_run_or_newer_version_is_a_run_format_error(tmp_path):
     manifest_path.write_text("{ truncated")
     with pytest.raises(RunFormatError, match=r"manifest\.json"):
         RunStore.open(tmp_path / "run")
+    manifest.update(format="sentrycam-run", version=1)
+    for key, value in (("n_points", "abc"), ("n_classes", None), ("n_features", -3)):
+        manifest_path.write_text(json.dumps({**manifest, key: value}))
+        with pytest.raises(RunFormatError, match=f"manifest {key} must be a positive integer"):
+            RunStore.open(tmp_path / "run")
 
 
 def test_temp_files_are_ignored_and_damaged_files_are_named(tmp_path):

@@ -144,74 +144,6 @@ export function pointStyle(labels, pred, palette) {
   return { fill, ring, wrong, nWrong };
 }
 
-function stamp(inner, outer) {
-  const offsets = [];
-  const r = Math.ceil(outer);
-  for (let dy = -r; dy <= r; dy++) {
-    for (let dx = -r; dx <= r; dx++) {
-      const d = Math.hypot(dx, dy);
-      if (d > inner && d <= outer) offsets.push(dx, dy);
-    }
-  }
-  return Int16Array.from(offsets);
-}
-
-const STAMPS = new Map();
-
-/** Pixel offsets of a dot (radius 3.3 px) and of the ring around it (to 5.3 px), scaled for the
- * screen's device-pixel ratio. */
-export function stamps(scale = 1) {
-  if (!STAMPS.has(scale)) {
-    STAMPS.set(scale, { dot: stamp(-1, 3.3 * scale), ring: stamp(3.3 * scale, 5.3 * scale) });
-  }
-  return STAMPS.get(scale);
-}
-
-function splat(out, width, height, col, row, offsets, pixel) {
-  for (let k = 0; k < offsets.length; k += 2) {
-    const c = col + offsets[k];
-    const r = row + offsets[k + 1];
-    if (c >= 0 && c < width && r >= 0 && r < height) out[r * width + c] = pixel;
-  }
-}
-
-/** A packed pixel blended 75 % towards white: how points outside a selection are drawn. */
-export function fadePixel(pixel) {
-  const mix = (v) => Math.round(v + (255 - v) * 0.75);
-  return packPixel(mix(pixel & 255), mix((pixel >>> 8) & 255), mix((pixel >>> 16) & 255));
-}
-
-/** Draw the points into a transparent RGBA raster (`out`, uint32 [height * width], row 0 at
- * the bottom like a Bokeh image) covering `ranges` = [x0, x1, y0, y1], markers scaled by
- * `scale` (device pixels per CSS pixel). Points whose coordinates are not finite are skipped,
- * so are points with `visible[i] === 0`; points with `faded[i] === 1` are drawn pale first, so
- * the others lie on top. Rasterising here keeps a frame switch to one image upload however many
- * points there are. */
-export function rasterizePoints(points, ranges, width, height, out, scale = 1) {
-  const { x, y, fill, ring, wrong, visible = null, faded = null } = points;
-  const { dot: DOT, ring: RING } = stamps(scale);
-  const margin = Math.ceil(6 * scale);
-  const [x0, x1, y0, y1] = ranges;
-  const sx = width / (x1 - x0);
-  const sy = height / (y1 - y0);
-  out.fill(0);
-  const draw = (pale) => {
-    for (let i = 0; i < x.length; i++) {
-      if ((visible && !visible[i]) || (faded ? faded[i] === 1 : false) !== pale) continue;
-      const col = Math.floor((x[i] - x0) * sx);
-      const row = Math.floor((y[i] - y0) * sy);
-      // written so that NaN and ±inf coordinates fail the test and are skipped
-      if (!(col >= -margin && col <= width + margin && row >= -margin && row <= height + margin)) continue;
-      const f = pale ? fadePixel(fill[i]) : fill[i];
-      if (wrong[i]) splat(out, width, height, col, row, RING, pale ? fadePixel(ring[i]) : ring[i]);
-      splat(out, width, height, col, row, DOT, f);
-    }
-  };
-  if (faded) draw(true);
-  draw(false);
-  return out;
-}
-
 /** numpy.rint: round half to even, so JS and Python colour the raster identically. */
 export function rint(v) {
   const r = Math.round(v);
@@ -219,18 +151,23 @@ export function rint(v) {
 }
 
 /** RGBA bytes of a decision raster (row 0 = bottom): rgb = 0.5·m'·class + (1 − m')·white with
- * m' = alpha / 255, the same rule as render.background_rgba in Python. */
+ * m' = alpha / 255, the same rule as render.background_rgba in Python. Each (class, alpha) pair
+ * is worked out once and looked up after that. */
 export function backgroundRGBA(background, palette) {
   const classes = background.classes.data;
   const { alpha } = background;
   const out = new Uint8Array(classes.length * 4);
+  const pixels = new Uint32Array(out.buffer);
+  const known = new Uint32Array((palette.length / 3) * 256); // 0: not worked out yet
+  const channel = (s, v) => Math.min(255, Math.max(0, rint(0.5 * s * v + (1 - s) * WHITE)));
   for (let i = 0; i < classes.length; i++) {
-    const s = alpha[i] / 255;
-    const c = 3 * classes[i];
-    for (let k = 0; k < 3; k++) {
-      out[4 * i + k] = Math.min(255, Math.max(0, rint(0.5 * s * palette[c + k] + (1 - s) * WHITE)));
+    const key = classes[i] * 256 + alpha[i];
+    if (known[key] === 0) {
+      const s = alpha[i] / 255;
+      const c = 3 * classes[i];
+      known[key] = packPixel(channel(s, palette[c]), channel(s, palette[c + 1]), channel(s, palette[c + 2]));
     }
-    out[4 * i + 3] = 255;
+    pixels[i] = known[key];
   }
   return out;
 }

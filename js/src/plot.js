@@ -2,13 +2,15 @@
 // the figure Python built, and expose the few operations the view needs. The view talks only to
 // this small interface, so unit tests substitute a recording fake for it.
 //
-// Points are rasterised here into an RGBA image at the plot's pixel size (re-done when the
-// ranges or the size change) and drawn by Bokeh's image_rgba glyph: Bokeh's canvas scatter
-// restyles every marker on every paint, which measured 150-350 ms for 10,000 points here.
+// Points are rasterised into an RGBA image at the plot's pixel size (re-done when the ranges or
+// the size change; js/src/raster.js) and drawn by Bokeh's image_rgba glyph.
 
-import { rasterizePoints } from "./data.js";
+import { Lru } from "./frames.js";
+import { rasterizePoints } from "./raster.js";
 
 const LOADING = Symbol.for("sentrycam_widget.bokeh_loading");
+/** Point rasters kept (the frame on screen, its prerendered neighbours, the one before). */
+export const RASTER_CACHE = 4;
 
 /** Make `window.Bokeh` (version `version`) available, injecting the source that
  * `loadSource()` resolves to once per page. */
@@ -38,8 +40,34 @@ export function ensureBokeh(loadSource, version) {
   return g[LOADING];
 }
 
+/** A Bokeh ndarray over `data`'s bytes: given the ArrayBuffer, not the typed array, Bokeh wraps
+ * the memory instead of copying it (a copy cost 2 ms per switch at 50,000 points). */
 function ndarrayOf(Bokeh, data, shape) {
-  return Bokeh.require("core/util/ndarray").ndarray(data, { shape });
+  const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+  return Bokeh.require("core/util/ndarray").ndarray(whole ? data.buffer : data, { shape, dtype: "uint32" });
+}
+
+/** Replace a source's data without Bokeh comparing the new image with the old one pixel by
+ * pixel (a new image is always a change here). */
+function setData(source, data) {
+  source.setv({ data }, { check_eq: false });
+}
+
+/** Bokeh's image glyph reads its canvas back (getImageData) before writing a new image into
+ * it; write the image straight in instead (the same pixels, one 1 MB read-back less per
+ * switch). Left as Bokeh has it if its internals differ. */
+function writeImagesDirectly(plotView, sources) {
+  for (const view of plotView.renderer_views.values()) {
+    const glyph = view.glyph;
+    if (!sources.includes(view.model.data_source)) continue;
+    if (typeof glyph?._set_image_data_from_buffer !== "function" || typeof glyph._get_or_create_canvas !== "function") continue;
+    glyph._set_image_data_from_buffer = function (i, buf8) {
+      const canvas = this._get_or_create_canvas(i);
+      const image = new ImageData(buf8, this.image_width[i], this.image_height[i]);
+      canvas.getContext("2d").putImageData(image, 0, 0);
+      this.image_data[i] = canvas;
+    };
+  }
 }
 
 /** Embed the figure (`item` = bokeh.embed.json_item) into `container`; returns the adapter. */
@@ -55,36 +83,51 @@ export async function createBokehPlot(container, item, Bokeh) {
   const highlight = model("highlight");
   const xRange = model("x_range");
   const yRange = model("y_range");
+  writeImagesDirectly(plotView, [points, background]);
   let current = null;
-  // Two rasters used in turn: Bokeh copies the image it is given into its own canvas when the
-  // data is set, so the buffer drawn two switches ago is free again.
-  const rasters = [null, null];
-  let turn = 0;
+  let currentKey = null;
+  // Rasters of recently drawn or prerendered frames, each in its own buffer: Bokeh compares a
+  // new image with the one it holds to decide whether to upload it, so a buffer it holds is
+  // never written again.
+  const rasters = new Lru(RASTER_CACHE);
   let drawnFor = "";
+  let made = 0;
 
-  const viewKey = () =>
-    [xRange.start, xRange.end, yRange.start, yRange.end, plotView.frame.bbox.width, plotView.frame.bbox.height].join();
+  const pixelSize = () => {
+    const ratio = globalThis.devicePixelRatio || 1;
+    const { width, height } = plotView.frame.bbox;
+    return [Math.max(1, Math.round(width * ratio)), Math.max(1, Math.round(height * ratio)), ratio];
+  };
+  const currentRanges = () => [xRange.start, xRange.end, yRange.start, yRange.end];
+  const viewKey = (ranges = currentRanges()) => [...ranges, ...pixelSize()].join();
+
+  /** The raster of `style` over `ranges`; `key` names the point set and its look (null: not
+   * cached). */
+  function raster(style, key, ranges) {
+    const [width, height, ratio] = pixelSize();
+    const make = () => {
+      made++;
+      return rasterizePoints(style, ranges, width, height, new Uint32Array(width * height), ratio);
+    };
+    return key == null ? make() : rasters.get(`${key}|${viewKey(ranges)}`, make);
+  }
 
   function drawPoints() {
     if (!current) {
       points.data = { image: [], x: [], y: [], dw: [], dh: [] };
       return;
     }
-    const ratio = globalThis.devicePixelRatio || 1;
-    const width = Math.max(1, Math.round(plotView.frame.bbox.width * ratio));
-    const height = Math.max(1, Math.round(plotView.frame.bbox.height * ratio));
-    turn = 1 - turn;
-    if (rasters[turn]?.length !== width * height) rasters[turn] = new Uint32Array(width * height);
-    const ranges = [xRange.start, xRange.end, yRange.start, yRange.end];
-    const image = rasterizePoints(current, ranges, width, height, rasters[turn], ratio);
-    drawnFor = viewKey();
-    points.data = {
+    const ranges = currentRanges();
+    const [width, height] = pixelSize();
+    const image = raster(current, currentKey, ranges);
+    drawnFor = viewKey(ranges);
+    setData(points, {
       image: [ndarrayOf(Bokeh, image, [height, width])],
       x: [ranges[0]],
       y: [ranges[2]],
       dw: [ranges[1] - ranges[0]],
       dh: [ranges[3] - ranges[2]],
-    };
+    });
   }
 
   let queued = false;
@@ -106,12 +149,25 @@ export async function createBokehPlot(container, item, Bokeh) {
   yRange.connect(yRange.change, rangeChanged);
   return {
     plotView,
-    setPoints(style) {
+    /** Draw `style` (x, y, colours, visible, faded); `key` names the point set and its look
+     * so its raster is reused (see prerender). */
+    setPoints(style, key = null) {
       current = style;
+      currentKey = key;
       drawPoints();
+    },
+    /** Rasterise `style` over `ranges` ahead of time (in idle time), so that setPoints with the
+     * same key and ranges only uploads it. */
+    prerender(style, key, ranges = null) {
+      raster(style, key, ranges ?? currentRanges());
+    },
+    /** Rasters made so far, and how many are kept (for tests and benchmarks). */
+    get rasterStats() {
+      return { made, kept: rasters.size };
     },
     clearPoints() {
       current = null;
+      currentKey = null;
       drawPoints();
     },
     setBackground(bg) {
@@ -120,13 +176,13 @@ export async function createBokehPlot(container, item, Bokeh) {
         return;
       }
       const image = new Uint32Array(bg.rgba.buffer, bg.rgba.byteOffset, bg.rgba.byteLength / 4);
-      background.data = {
+      setData(background, {
         image: [ndarrayOf(Bokeh, image, [bg.rows, bg.cols])],
         x: [bg.x],
         y: [bg.y],
         dw: [bg.dw],
         dh: [bg.dh],
-      };
+      });
     },
     setRanges([x0, x1, y0, y1]) {
       settingRanges = true;

@@ -135,6 +135,16 @@ export function createTimeline(onPick) {
     return mark;
   }
 
+  function move(position) {
+    const x = series.n > 1 ? (100 * position) / (series.n - 1) : 50;
+    cursor.setAttribute("x1", String(x));
+    cursor.setAttribute("x2", String(x));
+    const at = (values) => fmt(values[position]);
+    const parts = chosen == null ? [] : [`${scalarLabel(chosen)} ${at(series.scalar)}`];
+    parts.push(`T(15) ${at(series.trust)}`, `PPR ${at(series.ppr)}`);
+    readout.textContent = series.n ? parts.join(" · ") : "";
+  }
+
   return {
     el,
     /** The scalar chosen (null when the run records none). */
@@ -157,9 +167,6 @@ export function createTimeline(onPick) {
       lines.scalar.setAttribute("d", linePath(series.scalar, valueRange(series.scalar)));
       lines.trust.setAttribute("d", linePath(series.trust, [0, 1]));
       lines.ppr.setAttribute("d", linePath(series.ppr, [0, 1]));
-      const x = series.n > 1 ? (100 * position) / (series.n - 1) : 50;
-      cursor.setAttribute("x1", String(x));
-      cursor.setAttribute("x2", String(x));
       marks.replaceChildren(
         ...series.alerts.map((a) => {
           const mark = marker("sc-alert", a.position, a.texts.join("\n"));
@@ -168,10 +175,9 @@ export function createTimeline(onPick) {
         }),
         ...series.missing.map((k) => marker("sc-missing", k, `${scalarLabel(chosen)} is missing (NaN/inf) here`)),
       );
-      const at = (values) => fmt(values[position]);
-      const parts = chosen == null ? [] : [`${scalarLabel(chosen)} ${at(series.scalar)}`];
-      parts.push(`T(15) ${at(series.trust)}`, `PPR ${at(series.ppr)}`);
-      readout.textContent = series.n ? parts.join(" · ") : "";
+      move(position);
     },
+    /** Move the cursor and the readout to `position` (the series drawn stay). */
+    move,
   };
 }

@@ -12,6 +12,8 @@ import { createTimeline, scalarNames, timelineSeries } from "./timeline.js";
 import { fillTooltip } from "./tooltip.js";
 
 const PLAY_INTERVAL_MS = 350;
+const idle = globalThis.requestIdleCallback?.bind(globalThis) ?? ((callback) => setTimeout(callback, 1));
+const cancelIdle = globalThis.cancelIdleCallback?.bind(globalThis) ?? clearTimeout;
 const HOVER_RADIUS_PX = 8;
 /** Trajectories drawn for a selection at most (the first ones by sample number). */
 export const MAX_TRAILS = 100;
@@ -29,7 +31,7 @@ function button(className, text, title) {
 export async function createView({ model, el, host, makePlot, frameWindow }) {
   const probe = decodeProbe(model.get("probe"));
   const store = new FrameStore(host, probe, frameWindow);
-  const state = { position: 0, method: model.get("methods")[0], follow: true, timer: null, autoFit: true };
+  const state = { position: 0, step: 1, method: model.get("methods")[0], follow: true, timer: null, autoFit: true };
   state.selection = [...(model.get("selection") ?? [])];
   let trails = { key: "", paths: null };
 
@@ -48,7 +50,10 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
   const badge = h("span", "sc-badge");
   const note = h("span", "sc-note");
   top.append(methodBar, tools, badge, note);
-  const legend = createLegend(probe, () => showFrame());
+  const legend = createLegend(probe, () => {
+    lookChanged();
+    showFrame();
+  });
   const main = h("div", "sc-main");
   const plotEl = h("div", "sc-plot");
   const overlay = h("div", "sc-overlay");
@@ -101,10 +106,19 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
     }
   }
 
+  // The timeline's lines and markers change only when frames or checkpoints arrive or the
+  // method or scalar changes; a switch alone moves its cursor.
+  let timelineDrawn = "";
+  const timelineKey = () => [state.method, store.checkpoints.length, store.framesOf(state.method).size, timeline.scalar].join("|");
   function renderTimeline() {
+    if (timelineKey() === timelineDrawn) {
+      timeline.move(state.position);
+      return;
+    }
     timeline.setScalars(scalarNames(store.checkpoints));
     const series = timelineSeries(store.checkpoints, store.framesOf(state.method), timeline.scalar);
     timeline.update(series, state.position, (k) => store.checkpoints[k].index);
+    timelineDrawn = timelineKey();
   }
 
   function renderStatus() {
@@ -112,6 +126,43 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
     status.textContent = statusText(s, store.checkpoints.length);
     error.textContent = s.error ? `worker error: ${s.error}` : "";
     error.style.display = s.error ? "" : "none";
+  }
+
+  // How points look apart from their frame (hidden classes, pale ones), computed once per change
+  // of the legend or the selection; `version` tells rasters of different looks apart.
+  const look = { version: 0, visible: undefined, faded: undefined };
+  function lookChanged() {
+    look.version++;
+    look.visible = undefined;
+  }
+
+  /** What the plot draws for checkpoint `position` of the shown method, and the key its raster
+   * is kept under; null while that frame is pending. */
+  function pointsAt(position) {
+    const checkpoint = store.checkpoints[position];
+    const frame = checkpoint && store.frame(state.method, checkpoint.index);
+    if (!frame) return null;
+    if (look.visible === undefined) Object.assign(look, { visible: legend.visible(), faded: faded() });
+    return {
+      frame,
+      key: `${state.method}|${checkpoint.index}|${look.version}`,
+      style: { x: frame.x, y: frame.y, ...store.style(checkpoint), visible: look.visible, faded: look.faded },
+    };
+  }
+
+  // In idle time after a switch, decode and rasterise the neighbouring frames (the next one in
+  // the direction of scrubbing first), so that moving on to them is one image upload.
+  let prefetching = null;
+  function prefetchNeighbours() {
+    if (prefetching != null) cancelIdle(prefetching);
+    if (!plot.prerender) return;
+    const queue = [state.position + state.step, state.position - state.step];
+    const next = () => {
+      const drawn = pointsAt(queue.shift());
+      if (drawn) plot.prerender(drawn.style, drawn.key, state.autoFit ? frameRanges(drawn.frame) : null);
+      prefetching = queue.length ? idle(next) : null;
+    };
+    prefetching = idle(next);
   }
 
   /** Points drawn pale: outside the selection, or outside the highlighted classes. */
@@ -133,7 +184,8 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
   function showFrame() {
     const t0 = performance.now();
     const checkpoint = checkpointAt();
-    const frame = currentFrame();
+    const drawn = pointsAt(state.position);
+    const frame = drawn?.frame;
     const label = methodLabel(state.method);
     const n = store.checkpoints.length;
     epochLabel.textContent = checkpoint ? `${checkpointLabel(checkpoint)} · ${state.position + 1}/${n}` : "no checkpoint yet";
@@ -153,7 +205,7 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
       if (frame.missing) notes.push(`${frame.missing} point${frame.missing === 1 ? " has" : "s have"} no coordinates (NaN/inf) in this frame`);
       if (state.autoFit) plot.setRanges(frameRanges(frame));
       plot.setBackground(frame.background?.rgba ?? null);
-      plot.setPoints({ x: frame.x, y: frame.y, ...store.style(checkpoint), visible: legend.visible(), faded: faded() });
+      plot.setPoints(drawn.style, drawn.key);
       plot.setTrajectories(trajectories());
       badge.textContent = badgeText(frame.metrics);
     }
@@ -161,6 +213,7 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
     renderMethodBar();
     renderTimeline();
     api.lastSwitchMs = performance.now() - t0;
+    if (frame) prefetchNeighbours();
   }
 
   function renderSelection() {
@@ -217,11 +270,17 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
     get decodedCount() {
       return store.decoded.size;
     },
+    /** Whether neighbouring frames are still being prepared in idle time. */
+    get preparing() {
+      return prefetching != null;
+    },
     /** The frame on screen (null while pending). */
     frameAt: currentFrame,
     setPosition(index) {
       const last = store.checkpoints.length - 1;
-      state.position = Math.max(0, Math.min(last, index));
+      const position = Math.max(0, Math.min(last, index));
+      if (position !== state.position) state.step = position > state.position ? 1 : -1;
+      state.position = position;
       state.follow = state.position === last;
       slider.value = String(state.position);
       showFrame();
@@ -243,6 +302,7 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
     /** Select these probe indices (sorted, unique) and send them to Python. */
     setSelection(indices, sync = true) {
       state.selection = [...new Set(indices)].sort((a, b) => a - b);
+      lookChanged();
       if (sync) {
         model.set("selection", state.selection);
         model.save_changes();
@@ -271,6 +331,7 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
     refresh: () => onData(),
     destroy() {
       if (state.timer) clearInterval(state.timer);
+      if (prefetching != null) cancelIdle(prefetching);
       model.off("change:checkpoints", onData);
       model.off("change:frames", onData);
       model.off("change:status", renderStatus);

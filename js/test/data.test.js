@@ -8,17 +8,16 @@ import {
   checkpointLabel,
   decodeCheckpoint,
   decodeFrame,
-  fadePixel,
   finiteBounds,
   frameRanges,
   nearestPoint,
   packPixel,
   pointStyle,
-  rasterizePoints,
   rint,
   statusText,
   typedView,
 } from "../src/data.js";
+import { fadePixel, rasterizePoints } from "../src/raster.js";
 import { PALETTE, framePayload } from "./fake_model.js";
 
 test("typedView wraps aligned bytes without copying and copies misaligned ones", () => {
@@ -148,4 +147,34 @@ test("a checkpoint is labelled by its epoch, and by its step when one was record
   const legacy = decodeCheckpoint({ index: 2, epoch: 1, scalars: {} });
   assert.equal(legacy.step, null);
   assert.equal(checkpointLabel(legacy), "epoch 1");
+});
+
+test("the row-run rasteriser paints exactly the pixels within each marker's radius, clipped at the edges", () => {
+  // reference: every pixel whose centre offset lies within the radius, later points on top
+  const reference = (x, y, style, ranges, width, height, scale) => {
+    const out = new Uint32Array(width * height);
+    const [x0, x1, y0, y1] = ranges;
+    const paint = (col, row, radius, pixel) => {
+      for (let r = 0; r < height; r++)
+        for (let c = 0; c < width; c++) if (Math.hypot(c - col, r - row) <= radius) out[r * width + c] = pixel;
+    };
+    for (let i = 0; i < x.length; i++) {
+      const col = Math.floor(((x[i] - x0) * width) / (x1 - x0));
+      const row = Math.floor(((y[i] - y0) * height) / (y1 - y0));
+      if (style.wrong[i]) paint(col, row, 5.3 * scale, style.ring[i]);
+      paint(col, row, 3.3 * scale, style.fill[i]);
+    }
+    return out;
+  };
+  let seed = 7;
+  const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 1.2 - 0.1; // some outside
+  const n = 60;
+  const x = Float32Array.from({ length: n }, random);
+  const y = Float32Array.from({ length: n }, random);
+  const labels = Uint16Array.from({ length: n }, (_, i) => i % 3);
+  const style = pointStyle(labels, labels.map((l, i) => (i % 4 === 0 ? (l + 1) % 3 : l)), PALETTE);
+  for (const [width, height, scale] of [[31, 23, 1], [40, 40, 2], [17, 29, 1.5]]) {
+    const got = rasterizePoints({ x, y, ...style }, [0, 1, 0, 1], width, height, new Uint32Array(width * height), scale);
+    assert.deepEqual([...got], [...reference(x, y, style, [0, 1, 0, 1], width, height, scale)], `${width}x${height}@${scale}`);
+  }
 });

@@ -43,7 +43,8 @@ export function createFakePlot() {
   return {
     calls,
     last: (name) => [...calls].reverse().find((c) => c.name === name)?.arg,
-    setPoints: record("setPoints"),
+    setPoints: (style, key) => calls.push({ name: "setPoints", arg: style, key }),
+    prerender: (style, key, ranges) => calls.push({ name: "prerender", arg: style, key, ranges }),
     clearPoints: record("clearPoints"),
     setBackground: record("setBackground"),
     setRanges: record("setRanges"),

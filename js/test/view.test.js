@@ -207,3 +207,26 @@ test("points without coordinates are counted in the note; clicking the timeline 
   assert.equal(view.position, 1);
   view.destroy();
 });
+
+test("in idle time the view prepares the neighbouring frames, the scrub direction first", async () => {
+  const { view, plot, el } = await setup({ frames: 5 });
+  const prerendered = () => plot.calls.filter((c) => c.name === "prerender").map((c) => c.key);
+  const idle = async (count) => {
+    for (let waited = 0; prerendered().length < count && waited < 5000; waited += 10) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  };
+  view.setPosition(1); // moving back from the newest checkpoint
+  await idle(2);
+  assert.deepEqual(prerendered(), ["sentrycam|0|0", "sentrycam|2|0"]);
+  const ahead = plot.calls.find((c) => c.name === "prerender");
+  assert.deepEqual([...ahead.arg.x], [0, 1, 3]); // checkpoint 0's points, fitted ranges
+  assert.equal(ahead.ranges.length, 4);
+  plot.calls.length = 0;
+  view.setPosition(2); // forwards now, then a click on the legend changes the look
+  el.querySelector(".sc-class").click();
+  await idle(2);
+  assert.deepEqual(prerendered(), ["sentrycam|3|1", "sentrycam|1|1"]);
+  assert.equal(plot.calls.findLast((c) => c.name === "setPoints").key, "sentrycam|2|1");
+  view.destroy();
+});

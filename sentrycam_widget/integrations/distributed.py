@@ -286,7 +286,8 @@ def _forward_slice(
             if not head_box:
                 head_box.append(recorder.copy_head())
 
-        handle = source.register_forward_hook(copy_head)
+        # prepend: run before FSDP's own post-forward hook reshards the parameters again
+        handle = source.register_forward_hook(copy_head, prepend=True)
     try:
         features, logits = forward_probe(
             model,

@@ -11,6 +11,9 @@ inverse weighting). Shared with the DVI baseline.
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import numpy as np
 import torch
 
@@ -67,9 +70,40 @@ def _exact_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+_PYNNDESCENT_MODULES = ("pynndescent_", "utils", "rp_trees", "distances", "graph_utils")
+
+
+@functools.cache
+def cache_pynndescent_kernels() -> int:
+    """Turn on numba's on-disk cache for pynndescent's module-level kernels; returns how many.
+
+    pynndescent compiles most of its kernels without ``cache=True``, so every fresh process
+    paid ≈ 40 s of CPU compiling them before its first NN-descent (measured on the 2-core
+    machine; 17 s with this cache filled, the rest being the two kernels that take the metric
+    as an argument, which numba cannot cache; its warning about them is silenced). Numba's ``Dispatcher.enable_caching`` keeps the
+    compiled code next to pynndescent's sources (or under ``NUMBA_CACHE_DIR``); the results are
+    the same code, only loaded instead of compiled.
+    """
+    import importlib
+
+    from numba.core.registry import CPUDispatcher
+
+    enabled = 0
+    for name in _PYNNDESCENT_MODULES:
+        module = importlib.import_module(f"pynndescent.{name}")
+        for kernel in vars(module).values():
+            if isinstance(kernel, CPUDispatcher) and type(kernel._cache).__name__ == "NullCache":
+                kernel.enable_caching()
+                enabled += 1
+    # numba says so, once per process, for the kernels whose compiled code it cannot keep
+    warnings.filterwarnings("ignore", message='Cannot cache compiled function "nn_descent')
+    return enabled
+
+
 def _approximate_knn(
     x: np.ndarray, k: int, init_graph: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
+    cache_pynndescent_kernels()
     from pynndescent import NNDescent
 
     n = x.shape[0]
@@ -157,8 +191,12 @@ def fuzzy_edges(
 
 
 def warm_up() -> None:
-    """Load umap-learn's fuzzy-set kernels now (≈ 6 s once per process), e.g. while training runs."""
-    fuzzy_edges(*knn_graph(np.arange(8, dtype=np.float32).reshape(4, 2), 3))
+    """Load umap-learn's fuzzy-set kernels (≈ 6 s once per process) and the refinement kernel
+    now, e.g. while training runs."""
+    from .refine import refine_layout
+
+    points = np.arange(8, dtype=np.float32).reshape(4, 2)
+    refine_layout(points, fuzzy_edges(*knn_graph(points, 3)), 1, seed=0)
 
 
 def spatial_edges(

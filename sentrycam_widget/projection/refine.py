@@ -1,14 +1,14 @@
 """Refinement of every point's 2-D position over the all-point graph, and the decoder to match.
 
 The encoder places all N points, but it is trained on a step budget and has a capacity ceiling;
-a short run of umap-learn's own layout optimiser (SGD on UMAP's cross-entropy over the spatial
+a short run of UMAP's layout optimiser (SGD on UMAP's cross-entropy over the spatial
 graph of all N points, negative sampling, learning rate decaying linearly to 0), started from
-the encoder's frame, gives every point a training signal. Between epochs each point is pulled
+the previous frame, gives every point a training signal. Between epochs each point is pulled
 towards its previous displayed position (``anchor``) by a fraction of the epoch's learning rate,
-which keeps the temporal meaning of the warm start. umap-learn's epoch kernel is used directly
-(``umap.layouts``), serial, so a seed fixes the result. :func:`fit_decoder` then fine-tunes
-the decoder on the refined positions, so the decision background and the round-trip
-predictions (PPR) describe what is shown.
+which keeps the temporal meaning of the warm start. The kernel is the project's own
+(:mod:`._layout_sgd`, kept in numba's on-disk cache), serial, so a seed fixes the result.
+:func:`fit_decoder` then fine-tunes the decoder on the refined positions, so the decision
+background and the round-trip predictions (PPR) describe what is shown.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ def refine_layout(
     edges
         ``(head, tail, weight)`` of the all-point fuzzy graph, both directions of every edge.
     n_epochs
-        Epochs of the optimiser; an edge of weight w is sampled ``n_epochs · w / max(w)`` times.
+        Epochs of the optimiser; an edge of weight w is sampled about ``n_epochs · w / max(w)`` times.
     seed
-        Seeds the negative sampling.
+        Seeds the negative sampling (numba's generator).
     anchor
         Previous displayed positions [N, 2] of the same points, or None.
     anchor_weight
@@ -55,8 +55,7 @@ def refine_layout(
     np.ndarray
         Refined positions [N, 2], float32.
     """
-    from umap.layouts import _get_optimize_layout_euclidean_single_epoch_fn
-    from umap.umap_ import make_epochs_per_sample
+    from ._layout_sgd import layout_sgd  # numba: loaded on the first refinement, not on import
 
     y = np.array(embedding, dtype=np.float32, order="C", copy=True)
     n = y.shape[0]
@@ -69,28 +68,25 @@ def refine_layout(
         raise InputError(f"anchor must be [N, 2] = {y.shape}, got {anchor.shape}")
     if head.size and max(int(head.max()), int(tail.max())) >= n:
         raise InputError(f"edges reference points beyond N = {n}")
-    epochs_per_sample = make_epochs_per_sample(weight.astype(np.float64), n_epochs)
-    live = epochs_per_sample > 0
-    head = np.ascontiguousarray(head[live], dtype=np.int32)
-    tail = np.ascontiguousarray(tail[live], dtype=np.int32)
-    epochs_per_sample = epochs_per_sample[live]
-    per_negative = epochs_per_sample / NEGATIVE_RATE
-    next_negative, next_sample = per_negative.copy(), epochs_per_sample.copy()
-    rng = np.random.default_rng(seed)
-    rng_state = rng.integers(-(2**31), 2**31 - 1, size=(n, 3), dtype=np.int64)
-    epoch_fn = _get_optimize_layout_euclidean_single_epoch_fn(False)
-    target = None if anchor is None else np.asarray(anchor, dtype=np.float32)
-    nothing = np.zeros(1, dtype=np.float32)
-    for epoch in range(n_epochs):
-        alpha = learning_rate * (1.0 - epoch / n_epochs)
-        # densMAP off: umap-learn's own placeholder arguments after ``epoch``
-        epoch_fn(
-            y, y, head, tail, n, epochs_per_sample, UMAP_A, UMAP_B, rng_state, 1.0, 2,
-            True, alpha, per_negative, next_negative, next_sample, epoch,
-            False, nothing, nothing, 0, 0, 0, 0, nothing, nothing, 0,
-        )  # fmt: skip
-        if target is not None and anchor_weight > 0:
-            y += min(1.0, anchor_weight * alpha) * (target - y)
+    weight = np.asarray(weight, dtype=np.float64)
+    live = weight > 0
+    if not live.any():
+        return y
+    target = np.zeros((0, 2), np.float32) if anchor is None else np.asarray(anchor, np.float32)
+    layout_sgd(
+        y,
+        np.ascontiguousarray(head[live], dtype=np.int32),
+        np.ascontiguousarray(tail[live], dtype=np.int32),
+        weight.max() / weight[live],  # epochs between two samples of each edge
+        UMAP_A,
+        UMAP_B,
+        NEGATIVE_RATE,
+        int(n_epochs),
+        float(learning_rate),
+        np.ascontiguousarray(target),
+        float(anchor_weight),
+        int(seed) % 2**32,
+    )
     return y
 
 

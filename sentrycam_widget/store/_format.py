@@ -58,6 +58,13 @@ def read_manifest(files: RunDir) -> dict[str, Any]:
     missing = [k for k in ("n_points", "n_features", "n_classes") if k not in manifest]
     if missing:
         raise RunFormatError(f"{where}: manifest lacks {', '.join(missing)}")
+    for key in ("n_points", "n_features", "n_classes"):
+        value = manifest[key]
+        wrong = isinstance(value, bool) or not isinstance(value, int) or value < 1
+        if wrong and not (key == "n_features" and value is None):
+            raise RunFormatError(
+                f"{where}: manifest {key} must be a positive integer, got {value!r}"
+            )
     return manifest
 
 

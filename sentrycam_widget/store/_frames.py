@@ -163,6 +163,10 @@ class FrameStore:
         self._mark_good(key)
         return frame
 
+    def frame_location(self, method: str, index: int) -> str:
+        """Where frame ``index`` of ``method`` is (or would be) stored, as messages name it."""
+        return self.files.describe(self._frame_key(method, index))
+
     def readable_frame(self, method: str, index: int) -> Frame | None:
         """Frame ``index`` of ``method``, or None when it is damaged (warned, in ``damaged``)."""
         return self._read_or_skip(self._frame_key(method, index), lambda: self.frame(method, index))

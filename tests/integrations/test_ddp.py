@@ -38,7 +38,7 @@ def _run(args: list[str], cwd: Path, timeout: int = 600) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
 
 
-def _torchrun(out: Path, mode: str) -> list[dict]:
+def _torchrun(out: Path, *args: str, script: str = "ddp_loop.py") -> list[dict]:
     _run(
         [
             "-m",
@@ -46,9 +46,9 @@ def _torchrun(out: Path, mode: str) -> list[dict]:
             "--nproc_per_node=2",
             "--master_addr=127.0.0.1",
             f"--master_port={_free_port()}",
-            str(HERE / "ddp_loop.py"),
+            str(HERE / script),
             str(out),
-            mode,
+            *args,
         ],
         cwd=out,
     )
@@ -72,6 +72,24 @@ def test_plain_ddp_loop_records_on_rank_zero_only(tmp_path):
         np.testing.assert_allclose(gathered.logits, whole.logits, atol=1e-5)
         np.testing.assert_allclose(gathered.head.weight, whole.head.weight)
     assert not np.allclose(run.checkpoint(0).features, run.checkpoint(2).features)
+
+
+@pytest.mark.slow
+def test_sharded_monitor_gathers_an_fsdp2_model_probe(tmp_path):
+    # fully_shard on CPU (gloo): every forward is collective and the head is resharded right
+    # after its own forward, yet rank 0's checkpoint is the unsharded model's capture
+    zero, one = _torchrun(tmp_path, script="fsdp_loop.py")
+    assert zero["sharded"] and one["sharded"]
+    assert zero["indices"] == [0, 1] and one["indices"] == [None, None]
+    assert one["run_dir"] is None
+    store = RunStore.open(tmp_path / "run")
+    assert [(i["epoch"], i["step"]) for i in store.checkpoint_info()] == [(0, 4), (1, 8)]
+    last, reference = store.checkpoint(1), np.load(tmp_path / "reference.npz")
+    np.testing.assert_allclose(last.features, reference["features"], atol=1e-5)
+    np.testing.assert_allclose(last.logits, reference["logits"], atol=1e-5)
+    np.testing.assert_allclose(last.head.weight, reference["weight"], atol=1e-6)
+    np.testing.assert_allclose(last.head.bias, reference["bias"], atol=1e-6)
+    assert not np.allclose(store.checkpoint(0).features, last.features)
 
 
 @pytest.mark.slow

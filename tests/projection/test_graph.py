@@ -143,3 +143,20 @@ def test_pca_view_keeps_the_distances_of_data_in_a_low_dimensional_subspace():
     reduced = np.linalg.norm(view[:50, None] - view[None, :50], axis=-1)
     assert np.allclose(full, reduced, rtol=1e-3, atol=1e-2)
     assert np.array_equal(pca_view(x, 100), x)  # already narrow enough: unchanged
+
+
+def test_pynndescent_kernels_keep_their_compiled_code_on_disk():
+    import warnings
+
+    import pynndescent.pynndescent_ as nnd
+
+    from sentrycam_widget.projection.graph import cache_pynndescent_kernels, knn_graph
+
+    assert cache_pynndescent_kernels() > 0 and cache_pynndescent_kernels() > 0  # done once
+    assert type(nnd.generate_leaf_updates._cache).__name__ != "NullCache"
+    x = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        approximate, _ = knn_graph(x, 5, exact_max_points=100)
+    assert not [w for w in caught if "Cannot cache" in str(w.message)]  # not shown to users
+    exact, _ = knn_graph(x, 5)
+    assert (approximate == exact).mean() > 0.95

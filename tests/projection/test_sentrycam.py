@@ -82,10 +82,29 @@ def test_every_frame_has_all_points_a_background_round_trip_predictions_and_timi
         assert frame.background.classes.shape == (32, 32)
         assert frame.background.alpha.max() > 0 and (frame.background.alpha == 0).any()
         assert frame.recon_pred.shape == (1797,)
-        stages = {"sampling", "spatial_graph", "memory", "training", "projection", "background"}
+        stages = {"spatial_graph", "refinement", "decoder", "background"}
+        if checkpoint.index == 0:  # later frames are refined from the previous one
+            stages |= {"sampling", "memory", "training", "projection"}
         assert stages <= set(frame.timings) and all(v >= 0 for v in frame.timings.values())
         assert frame.metrics["sample_size"] == 1797  # small probe sets use every point
     assert frames[0].metrics["memory_size"] == 0 and frames[2].metrics["memory_size"] > 0
+
+
+def test_by_default_the_encoder_is_trained_once_and_later_frames_come_from_the_refinement():
+    checkpoints = _digits_run()
+    default = SentryCamProjector(seed=0, **{**FAST, "warm_steps": None})
+    tuned = SentryCamProjector(seed=0, **FAST)  # fine-tunes the encoder 10 steps per checkpoint
+    for checkpoint in checkpoints:
+        shown, also_tuned = default.update(checkpoint), tuned.update(checkpoint)
+        # the refinement starts from the previous frame, so the encoder's fine-tune is not shown
+        np.testing.assert_array_equal(shown.embedding, also_tuned.embedding)
+        trained = "training" in shown.timings
+        assert trained == (checkpoint.index == 0)
+        assert shown.metrics["train_steps"] == (40 if trained else 0)
+    assert (default.cold_steps, default.warm_steps) == (40, 0)
+    assert (SentryCamProjector().cold_steps, SentryCamProjector().warm_steps) == (300, 0)
+    spec = SentryCamProjector(graph="sample", refine_epochs=0, decoder_steps=0)
+    assert (spec.cold_steps, spec.warm_steps) == (900, 100)
 
 
 def test_frames_are_faithful_enough_to_be_meaningful():

@@ -258,3 +258,22 @@ def test_theme_colours_come_from_css_variables_and_the_wheel_scrolls_the_page(tm
     # the canvas by a fraction of a pixel)
     assert "sc-active" in page.locator(".sc-fit").get_attribute("class")
     assert np.array_equal(_pixels(page)[8:-8, 8:-8], before[8:-8, 8:-8])
+
+
+def test_neighbouring_frames_are_prepared_in_idle_time_with_the_same_picture(tmp_path, page):
+    widget = _widget(frames=8)
+    _open(page, widget, tmp_path)
+    page.evaluate(f"{VIEW}.setPosition(2)")  # back from the newest: checkpoint 1, then 3
+    page.wait_for_function(f"!{VIEW}.preparing")
+    switch = f"""(() => {{ const stats = () => {VIEW}.plot.rasterStats;
+        const made = stats().made; {VIEW}.setPosition(3); return stats().made - made; }})()"""
+    assert page.evaluate(switch) == 0  # no rasterising on the switch
+    prepared = _pixels(page)
+    page.reload()
+    page.wait_for_function(f"{VIEW} !== undefined", timeout=30000)
+    page.evaluate(f"{VIEW}.setPosition(3)")  # not a neighbour of 7: rasterised on the switch
+    assert np.array_equal(_pixels(page), prepared)
+    for position in range(8):  # scrubbing keeps a bounded number of point rasters
+        page.evaluate(f"{VIEW}.setPosition({position})")
+        page.evaluate(NEXT_PAINT)
+    assert page.evaluate(f"{VIEW}.plot.rasterStats.kept") <= 4
