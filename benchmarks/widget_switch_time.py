@@ -9,7 +9,9 @@ checkpoint (points, colours, background, ranges) plus a synchronous Bokeh repain
 back (no idle time between switches, so nothing is prepared ahead): each frame is visited once
 cold (first decode) and then three times more. Paced, on a fresh page: one switch to the next
 checkpoint every 33 ms (a held arrow key, a steady drag), so the view's idle-time prefetch of
-neighbouring frames can run between switches, as it does for a person scrubbing.
+neighbouring frames can run between switches, as it does for a person scrubbing. Besides wall
+time, the CPU time Chromium's processes use per back-to-back switch is reported: on a machine
+shared with other jobs it is the cost of a switch that their load does not inflate.
 
 ``--backend webgl`` draws the same figure with Bokeh's WebGL backend (``bokeh-gl`` loaded next
 to BokehJS; Bokeh falls back to canvas where the browser has no WebGL) for comparison.
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import comm
 import numpy as np
+import psutil
 from comm.base_comm import BaseComm
 from widget_runs import CHROMIUM_ARGS, N_CLASSES, RESOLUTION, synthetic_run
 
@@ -93,6 +96,9 @@ def _measure(n: int, frames: int, out_dir: Path, backend: str) -> dict:
         "switch_ms_cold_max": max(cold),
         "switch_ms_warm_median": statistics.median(warm),
         "switch_ms_warm_max": max(warm),
+        # CPU time of Chromium's processes per back-to-back switch: robust to other jobs
+        "switch_cpu_ms_cold": times["cold_cpu_ms"],
+        "switch_cpu_ms_warm": times["warm_cpu_ms"],
         # the first switch of the paced pass lands on a page that has prepared nothing yet
         "switch_ms_paced_median": statistics.median(paced[1:]),
         "switch_ms_paced_max": max(paced[1:]),
@@ -102,18 +108,32 @@ def _measure(n: int, frames: int, out_dir: Path, backend: str) -> dict:
     }
 
 
+def _chromium_cpu_s() -> float:
+    """CPU seconds used so far by this process's Chromium processes (all of them: renderer,
+    GPU, browser). Per switch, it is the work a switch costs whatever else runs on the cores."""
+    total = 0.0
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "chrom" in proc.name():
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 def _time_switches(path: Path, frames: int) -> dict:
     from playwright.sync_api import sync_playwright
 
     timer = """const time = (v, i) => { const t0 = performance.now(); v.setPosition(i); v.plot.repaint();
                                   return performance.now() - t0; };"""
-    back_to_back = f"""async (frames) => {{ {timer}
+    cold_pass = f"""(frames) => {{ {timer}
         const v = window.sentrycamView;
-        const cold = [], warm = [];
-        for (let i = 0; i < frames; i++) cold.push(time(v, i));
-        for (let round = 0; round < 3; round++)
-            for (let i = 0; i < frames; i++) warm.push(time(v, (i + 1) % frames));
-        return [cold, warm, v.plot.plotView.canvas_view.webgl ? "webgl" : "canvas"];
+        return Array.from({{ length: frames }}, (_, i) => time(v, i));
+    }}"""
+    warm_pass = f"""(frames) => {{ {timer}
+        const v = window.sentrycamView;
+        return Array.from({{ length: 3 * frames }}, (_, k) => time(v, (k + 1) % frames));
     }}"""
     paced = f"""async ([frames, pace]) => {{ {timer}
         const v = window.sentrycamView;
@@ -137,12 +157,24 @@ def _time_switches(path: Path, frames: int) -> dict:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        cold, warm, backend = open_page(browser).evaluate(back_to_back, frames)
+        page = open_page(browser)
+        backend = page.evaluate(
+            "window.sentrycamView.plot.plotView.canvas_view.webgl ? 'webgl' : 'canvas'"
+        )
+        cpu = _chromium_cpu_s()
+        cold = page.evaluate(cold_pass, frames)
+        cold_cpu = (_chromium_cpu_s() - cpu) * 1000 / frames
+        cpu = _chromium_cpu_s()
+        warm = page.evaluate(warm_pass, frames)
+        warm_cpu = (_chromium_cpu_s() - cpu) * 1000 / len(warm)
+        page.close()
         paced_ms, rasterised = open_page(browser).evaluate(paced, [frames, PACE_MS])
         browser.close()
     return {
         "cold": cold,
         "warm": warm,
+        "cold_cpu_ms": cold_cpu,
+        "warm_cpu_ms": warm_cpu,
         "paced": paced_ms,
         "paced_rasterised": rasterised,
         "backend": backend,

@@ -101,7 +101,10 @@ def test_by_default_the_encoder_is_trained_once_and_later_frames_come_from_the_r
         trained = "training" in shown.timings
         assert trained == (checkpoint.index == 0)
         assert shown.metrics["train_steps"] == (40 if trained else 0)
-    assert default.warm_steps == 0 and SentryCamProjector(refine_epochs=0).warm_steps == 100
+    assert (default.cold_steps, default.warm_steps) == (40, 0)
+    assert (SentryCamProjector().cold_steps, SentryCamProjector().warm_steps) == (300, 0)
+    spec = SentryCamProjector(graph="sample", refine_epochs=0, decoder_steps=0)
+    assert (spec.cold_steps, spec.warm_steps) == (900, 100)
 
 
 def test_frames_are_faithful_enough_to_be_meaningful():
