@@ -282,7 +282,7 @@ class Monitor(WidgetView):
         torch.set_num_threads(self._worker_threads)
         try:
             if self.methods:
-                graph.warm_up()  # while the first epoch trains, not in the first frame's latency
+                graph.warm_up(self.store.n_points)  # while the first epoch trains
             if self._resumed:
                 self._continue_stored_run()
             while (job := self._queue.take()) is not None:

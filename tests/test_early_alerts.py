@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sentrycam_widget.alerts import EarlyWatch, TrendRule
+from sentrycam_widget.alerts import EarlyWatch, TrendRule, prediction_margin
 from sentrycam_widget.errors import InputError
 from sentrycam_widget.records import Alert
 
@@ -23,6 +23,29 @@ def test_trend_rule_quiet_on_noise_and_improvement_fires_on_a_sustained_rise():
     assert rule.positions(rising, False) == []  # the good direction never fires
     assert rule.positions(rising, None)[0] == fired[0]  # two-sided sees the rise too
     assert rule.positions(1 / rising, None)[0] == fired[0]  # and the mirrored fall
+
+
+def test_trend_rule_noise_window_forgets_the_volatile_first_epochs():
+    rng = np.random.default_rng(1)
+    volatile = rng.normal(scale=1.0, size=40)  # the first epochs' fast moves
+    quiet = rng.normal(scale=0.05, size=40)
+    rise = 0.1 * np.arange(1, 11) + rng.normal(scale=0.05, size=10)
+    series = np.exp(np.r_[volatile, quiet, rise])
+    recent = TrendRule(min_gap=0.3, noise_window=24).positions(series, True)
+    whole = TrendRule(min_gap=0.3, noise_window=None).positions(series, True)
+    assert recent and recent[0] >= 80  # fires on the rise, not before it
+    assert whole == []  # the whole-run noise, set by the first epochs, hides it
+
+
+def test_prediction_margin_is_the_true_class_lead_and_falls_when_the_head_hedges():
+    labels = np.array([0, 1, 2])
+    sure = np.eye(3) * 20.0
+    assert prediction_margin(sure, labels) == pytest.approx(1.0)
+    assert prediction_margin(sure[[1, 2, 0]], labels) == pytest.approx(-1.0)  # all wrong
+    hedging = np.array([[2.0, 2.0, -9.0], [-9.0, 2.0, 2.0], [2.0, -9.0, 2.0]])
+    assert prediction_margin(hedging, labels) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(InputError, match="labels must be"):
+        prediction_margin(sure, labels[:2])
 
 
 def _looks(n_looks: int, *, change_at: int | None = None, forget: int | None = None, seed=0):

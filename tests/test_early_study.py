@@ -83,3 +83,15 @@ def test_label_free_collapse_run_alerts_without_labels():
     assert all("probe_accuracy" not in r for r in trace["early_records"])
     signals = {a["signal"] for a in trace["early_alerts"]}
     assert signals and signals <= {"drift", "feature_norm", "effective_rank", "early_combined"}
+
+
+@pytest.mark.slow
+def test_label_noise_run_lowers_the_probe_margin_and_replays_to_the_same_alerts():
+    trace = run_scenario(RunSpec("label_noise", "mlp", 0, epochs=16, project=False))
+    steps = trace["epoch_steps"]
+    before = [r["margin"] for r in trace["early_records"] if steps[8] < r["step"] <= steps[9]]
+    after = [r["margin"] for r in trace["early_records"] if r["step"] > steps[14]]
+    assert min(before) > 0.5 and max(after) < min(before) - 0.2  # the head hedges
+    margin = [a for a in trace["early_alerts"] if a["signal"] == "margin"]
+    assert margin and margin[0]["step"] > steps[9]  # after the change, not before
+    assert ea.replay(trace)["early_alerts"] == trace["early_alerts"]

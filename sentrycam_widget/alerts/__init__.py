@@ -33,6 +33,7 @@ from .signals import (
     intra_class_variance,
     linear_cka,
     nc1,
+    prediction_margin,
 )
 
 __all__ = [
@@ -58,4 +59,5 @@ __all__ = [
     "intra_class_variance",
     "linear_cka",
     "nc1",
+    "prediction_margin",
 ]

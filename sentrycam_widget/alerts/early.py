@@ -6,8 +6,10 @@ projected once per epoch — and watches signals that need nothing else:
 
 - label-free (self-supervised runs too): ``drift`` (1 − linear CKA to the previous look),
   ``feature_norm``, ``effective_rank`` and ``dead_fraction`` (ReLU-like layers);
-- with labels: ``probe_accuracy`` and ``fisher_ratio``, and per class ``class_accuracy``
-  ("class 3 is being forgotten"), which a single validation loss cannot show.
+- with labels: ``probe_accuracy``, ``margin`` (the head's mean softmax margin of the true
+  class, which falls while the head starts hedging, before the argmax flips; same family as
+  the accuracy) and ``fisher_ratio``, and per class ``class_accuracy`` ("class 3 is being
+  forgotten"), which a single validation loss cannot show.
 
 Each signal has a :class:`~.rules.TrendRule` (a sustained move from its best smoothed level,
 after a warm-up). An alert is raised when a signal starts firing (not again while it keeps
@@ -35,6 +37,7 @@ from .signals import (
     feature_norm,
     fisher_ratio,
     linear_cka,
+    prediction_margin,
 )
 
 
@@ -70,6 +73,9 @@ EARLY_SIGNALS: dict[str, EarlySignal] = {
             TrendRule(min_gap=0.03, log=False),
         ),
         EarlySignal("fisher_ratio", "Fisher ratio", False, "separation", TrendRule(min_gap=0.15)),
+        EarlySignal(
+            "margin", "probe margin", False, "accuracy", TrendRule(min_gap=0.05, log=False)
+        ),
     )
 }
 CLASS_RULE = TrendRule(min_gap=0.3, log=False)
@@ -242,10 +248,10 @@ class EarlyWatch:
         classes: dict[int, float] = {}
         if labels is not None and logits is not None:
             sub_labels = np.asarray(labels)[idx]
-            classes = class_accuracies(np.asarray(logits)[idx], sub_labels)
-            out["probe_accuracy"] = float(
-                np.mean(np.asarray(logits)[idx].argmax(axis=1) == sub_labels)
-            )
+            sub_logits = np.asarray(logits, dtype=np.float64)[idx]
+            classes = class_accuracies(sub_logits, sub_labels)
+            out["probe_accuracy"] = float(np.mean(sub_logits.argmax(axis=1) == sub_labels))
+            out["margin"] = prediction_margin(sub_logits, sub_labels)
             if len(classes) >= 2:
                 out["fisher_ratio"] = fisher_ratio(sample, sub_labels)
         self._previous = sample

@@ -162,3 +162,22 @@ def class_accuracies(logits: np.ndarray, labels: np.ndarray) -> dict[int, float]
         raise InputError(f"labels must be [N] = [{logits.shape[0]}], got shape {labels.shape}")
     correct = logits.argmax(axis=1) == labels
     return {int(c): float(correct[labels == c].mean()) for c in np.unique(labels)}
+
+
+def prediction_margin(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean softmax margin of the true class: p(label) - the largest other p (falling is bad).
+
+    In [-1, 1]; it falls as soon as the head starts hedging between the true class and another
+    one (label noise, a shifted input), before the argmax, and so the accuracy, changes.
+    """
+    logits = _finite_matrix(logits, "logits")
+    labels = np.asarray(labels)
+    if labels.shape != (logits.shape[0],):
+        raise InputError(f"labels must be [N] = [{logits.shape[0]}], got shape {labels.shape}")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(shifted)
+    p /= p.sum(axis=1, keepdims=True)
+    rows = np.arange(p.shape[0])
+    true = p[rows, labels]
+    p[rows, labels] = -np.inf
+    return float(np.mean(true - p.max(axis=1)))

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..alerts import EARLY_SIGNALS, REFERENCE_SIGNALS
+from ..alerts import EARLY_SIGNALS, REFERENCE_SIGNALS, EarlyWatch
 from ._markdown import table
 from .alert_scenarios import AUTOENCODERS, CLASSIFIERS, GRADUAL, RunSpec, run_scenario
 
@@ -40,6 +40,7 @@ SHORT = {
     "dead_fraction": "dead units",
     "probe_accuracy": "probe acc",
     "fisher_ratio": "Fisher",
+    "margin": "probe margin",
     "class_accuracy": "per-class acc",
     "early_combined": "early combined",
 }
@@ -102,7 +103,7 @@ def early(
             traces = pool.map(run_scenario, [specs[i] for i in todo])
             for i, trace in zip(todo, traces, strict=True):
                 _save(paths[i], trace)
-    rows = [run_row(json.loads(path.read_text())) for path in paths]
+    rows = [run_row(replay(json.loads(path.read_text()))) for path in paths]
     return {"settings": asdict(settings), "rows": rows, **summarise(rows)}
 
 
@@ -110,6 +111,25 @@ def _save(path: Path, trace: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(trace))
     tmp.replace(path)
+
+
+def replay(trace: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """``trace`` with its step-cadence alerts recomputed from its stored looks by a fresh
+    :class:`EarlyWatch` (``options`` are its keywords; default: the current rules).
+
+    A trace read back from ``runs_dir`` is so tabulated with today's triggers, not with those
+    of the commit that recorded it (its looks hold every signal's value, the triggers only
+    read them; values of signals no longer watched are skipped).
+    """
+    watch = EarlyWatch(**options)
+    alerts = []
+    for record in trace["early_records"]:
+        values = {k: v for k, v in record.items() if k in EARLY_SIGNALS}
+        new = watch.observe(
+            values, step=record["step"], epoch=record["epoch"], classes=record["classes"]
+        )
+        alerts += [alert.to_dict() for alert in new]
+    return {**trace, "early_alerts": alerts}
 
 
 def run_row(trace: dict[str, Any]) -> dict[str, Any]:
@@ -184,6 +204,13 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 "two_earlier": sum(x >= 2 for x in fired),
                 "median_lead_checkpoints": _median(fired),
                 "median_lead_steps": _median([x for x in step_leads if x is not None]),
+                "median_checkpoints_after_change": _median(
+                    [
+                        row["first"][rule]["checkpoint"] - row["change_checkpoint"]
+                        for row in group
+                        if row["first"][rule] is not None
+                    ]
+                ),
                 "false_alarm_runs": sum(row["false_alarms"][rule] > 0 for row in group),
             }
         scenarios[scenario] = {"runs": len(group), "rules": per_rule}
@@ -240,8 +267,12 @@ def early_md(result: dict[str, Any]) -> str:
         f"{t['healthy_runs_with_reference_alarm']} of the projected ones).\n",
         "Cells: runs where the rule fired after the change / fired at an earlier step than the "
         "val-loss rule / ≥ 1 and ≥ 2 checkpoints before it; median lead in checkpoints and in "
-        "steps (inf: the val-loss rule stayed silent); runs with a false alarm (a firing before "
-        "the change). Gradual failures: the ramps, label noise, input shift and collapse.\n",
+        "steps (inf: the val-loss rule stayed silent); median first firing in checkpoints after "
+        "the change's first checkpoint (0: within the first changed epoch; a rule can only be 2 "
+        "checkpoints earlier than one at k if k ≥ 2); runs with a false alarm (a firing before "
+        "the change). Gradual failures: the ramps, label noise, input shift and collapse. "
+        "Step-cadence alerts are replayed from each run's stored looks with the current "
+        "triggers.\n",
     ]
     for scenario, summary in result["scenarios"].items():
         header = ["rule"]
@@ -254,7 +285,7 @@ def early_md(result: dict[str, Any]) -> str:
         else:
             header += ["fired", "earlier (steps)", "≥ 1 ckpt earlier", "≥ 2 ckpt earlier"]
             header += ["median lead (ckpt)"]
-            header += ["median lead (steps)", "false-alarm runs"]
+            header += ["median lead (steps)", "median ckpt after change", "false-alarm runs"]
             rows = [
                 [
                     SHORT[rule],
@@ -264,6 +295,7 @@ def early_md(result: dict[str, Any]) -> str:
                     v["two_earlier"],
                     v["median_lead_checkpoints"],
                     v["median_lead_steps"],
+                    v["median_checkpoints_after_change"],
                     v["false_alarm_runs"],
                 ]
                 for rule, v in summary["rules"].items()

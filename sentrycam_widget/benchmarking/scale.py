@@ -7,6 +7,8 @@ For one recorded run (``benchmarks/workloads.py`` records MNIST-1D at 10,000 × 
 * ``umap-unseeded``: umap-learn warm-started from the previous frame, unseeded, on all cores;
 * ``umap``: the same warm start, seeded (single-threaded, reproducible);
 
+after an untimed warm-up that compiles (or loads from numba's cache) what every method needs, so
+no method's times include compilation (the first-frame figure below does);
 each frame scored by ``metrics.frame_metrics`` (T(15) on the fixed ≤ 2,000-point subsample, PPR on
 all points) and each method's run by ``metrics.temporal_metrics``. Reported: per-warm-checkpoint
 time ratio against ``umap-unseeded`` (median), T(15) difference on the same checkpoints, PPR,
@@ -103,10 +105,16 @@ def compare_scale(
     run_dir: Path, seed: int = 0, spec: bool = True, fresh: bool = True
 ) -> dict[str, Any]:
     """Every method on every checkpoint of ``run_dir``, then the summary against UMAP."""
+    from ..projection.graph import warm_up
     from ..store import RunStore
+    from .latency import warm_up_compilation
 
     store = RunStore.open(run_dir)
     methods = [m for m in SENTRYCAM_METHODS if spec or m == "sentrycam"] + list(UMAP_METHODS)
+    clock = time.perf_counter()
+    warm_up_compilation(seed)  # untimed, so neither side pays numba's compilation in its times
+    warm_up(store.n_points)  # pynndescent's warm-started path too, as the monitor's worker does
+    print(f"compilation warm-up: {time.perf_counter() - clock:.1f} s (untimed)", flush=True)
     per_method = {}
     for method in methods:
         per_method[method] = project_all(run_dir, method, seed)

@@ -190,13 +190,19 @@ def fuzzy_edges(
     )
 
 
-def warm_up() -> None:
+def warm_up(n_points: int = 0, exact_max_points: int = 5000) -> None:
     """Load umap-learn's fuzzy-set kernels (≈ 6 s once per process) and the refinement kernel
-    now, e.g. while training runs."""
+    now, e.g. while training runs; for probe sets above ``exact_max_points`` points also
+    compile pynndescent's NN-descent, cold and warm-started (≈ 17 s of CPU once per process)."""
     from .refine import refine_layout
 
     points = np.arange(8, dtype=np.float32).reshape(4, 2)
     refine_layout(points, fuzzy_edges(*knn_graph(points, 3)), 1, seed=0)
+    if n_points > exact_max_points:
+        cache_pynndescent_kernels()
+        x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+        previous, _ = knn_graph(x, 5, exact_max_points=16)
+        knn_graph(x, 5, init_graph=previous, exact_max_points=16)
 
 
 def spatial_edges(

@@ -160,3 +160,15 @@ def test_pynndescent_kernels_keep_their_compiled_code_on_disk():
     assert not [w for w in caught if "Cannot cache" in str(w.message)]  # not shown to users
     exact, _ = knn_graph(x, 5)
     assert (approximate == exact).mean() > 0.95
+
+
+def test_warm_up_compiles_nn_descent_only_for_probe_sets_that_need_it():
+    import pynndescent.pynndescent_ as nnd
+
+    from sentrycam_widget.projection.graph import warm_up
+
+    before = len(nnd.nn_descent.signatures)
+    warm_up(n_points=100)  # exact kNN territory: pynndescent is not touched
+    assert len(nnd.nn_descent.signatures) == before
+    warm_up(n_points=50_000)
+    assert len(nnd.nn_descent.signatures) >= 1  # compiled before the first large frame
