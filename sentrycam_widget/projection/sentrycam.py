@@ -81,13 +81,9 @@ class SentryCamProjector(AutoencoderProjector):
     temporal_k
         Neighbours per point in the temporal graph (previous checkpoints' memory).
     cold_steps, warm_steps
-        Encoder optimiser steps at the first checkpoint and at each later one. ``cold_steps``
-        None: 300 when the frames are refined (the encoder's frame only starts the first
-        refinement; measured: the same T(15) as 900 steps on digits and at 50,000 points, in a
-        third of the time), else 900. ``warm_steps``
-        None: 0 when later frames are refined from the previous one (the encoder's output is
-        then not shown after the first checkpoint, so fine-tuning it changes nothing on screen:
-        measured identical T(15), PPR and temporal ranking at 50,000 points), else 100.
+        Encoder optimiser steps at the first checkpoint and at each later one. None: 300 and 0
+        when frames are refined from the previous one (the encoder's frame then only starts
+        the first refinement; measurements in ``docs/engine.md``), else 900 and 100.
     batch_edges, temporal_batch_edges
         Spatial and temporal edges per step.
     lr, weight_decay, lr_decay_at
