@@ -20,6 +20,8 @@ import torch
 from ..errors import InputError
 
 EXACT_KNN_MAX_POINTS = 30_000
+# SentryCam's all-point graph: exact kNN up to here, NN-descent above (its ``exact_max_points``)
+SENTRYCAM_EXACT_MAX_POINTS = 5000
 _BLOCK_ROWS = 2048
 
 
@@ -80,9 +82,9 @@ def cache_pynndescent_kernels() -> int:
     pynndescent compiles most of its kernels without ``cache=True``, so every fresh process
     paid ≈ 40 s of CPU compiling them before its first NN-descent (measured on the 2-core
     machine; 17 s with this cache filled, the rest being the two kernels that take the metric
-    as an argument, which numba cannot cache; its warning about them is silenced). Numba's ``Dispatcher.enable_caching`` keeps the
-    compiled code next to pynndescent's sources (or under ``NUMBA_CACHE_DIR``); the results are
-    the same code, only loaded instead of compiled.
+    as an argument, which numba cannot cache; its warning about them is silenced). Numba's
+    ``Dispatcher.enable_caching`` keeps the compiled code next to pynndescent's sources (or
+    under ``NUMBA_CACHE_DIR``); the results are the same code, only loaded instead of compiled.
     """
     import importlib
 
@@ -190,7 +192,7 @@ def fuzzy_edges(
     )
 
 
-def warm_up(n_points: int = 0, exact_max_points: int = 5000) -> None:
+def warm_up(n_points: int = 0, exact_max_points: int = SENTRYCAM_EXACT_MAX_POINTS) -> None:
     """Load umap-learn's fuzzy-set kernels (≈ 6 s once per process) and the refinement kernel
     now, e.g. while training runs; for probe sets above ``exact_max_points`` points also
     compile pynndescent's NN-descent, cold and warm-started (≈ 17 s of CPU once per process)."""
@@ -199,7 +201,6 @@ def warm_up(n_points: int = 0, exact_max_points: int = 5000) -> None:
     points = np.arange(8, dtype=np.float32).reshape(4, 2)
     refine_layout(points, fuzzy_edges(*knn_graph(points, 3)), 1, seed=0)
     if n_points > exact_max_points:
-        cache_pynndescent_kernels()
         x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
         previous, _ = knn_graph(x, 5, exact_max_points=16)
         knn_graph(x, 5, init_graph=previous, exact_max_points=16)

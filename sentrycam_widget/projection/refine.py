@@ -42,7 +42,7 @@ def refine_layout(
     n_epochs
         Epochs of the optimiser; an edge of weight w is sampled about ``n_epochs · w / max(w)`` times.
     seed
-        Seeds the negative sampling (numba's generator).
+        Seeds the negative sampling (the kernel's own xorshift64* generator).
     anchor
         Previous displayed positions [N, 2] of the same points, or None.
     anchor_weight

@@ -24,6 +24,7 @@ from ._training import AutoencoderProjector, Stage
 from .autoencoder import Autoencoder
 from .base import RunHistory
 from .graph import (
+    SENTRYCAM_EXACT_MAX_POINTS,
     fuzzy_edges,
     knn_graph,
     pca_view,
@@ -144,7 +145,7 @@ class SentryCamProjector(AutoencoderProjector):
         negative_rate: int = 5,
         widths: list[int] | None = None,
         graph: str = "all",
-        exact_max_points: int = 5000,
+        exact_max_points: int = SENTRYCAM_EXACT_MAX_POINTS,
         pca_dims: int | None = 64,
         refine_epochs: int = 30,
         anchor_weight: float = 0.1,
