@@ -2,13 +2,18 @@
 
 Rounds alternate an "off" block (``--epochs`` epochs, worker idle) and an "on" block (the same
 number of epochs, each followed by ``mon.checkpoint``, projection running on the worker
-meanwhile); between rounds the worker drains its backlog (untimed). Only training time
-(``demo.train_epoch``) is compared; the capture time is reported separately. The worker's
-warm-up (compilation of the first frame) happens before the first round. The slowdown is the
-median over rounds of on/off - 1, so a machine shared with other jobs shows as spread across
-rounds rather than as a bias.
+meanwhile); between rounds the worker drains its backlog (untimed). The slowdown compares
+training time (``demo.train_epoch``): ``slowdown_median``; the capture (``mon.checkpoint``) is
+reported beside it (``capture_ms_median``) and in ``slowdown_with_capture_median``, the
+slowdown of training and capture together. ``frames_in_block`` counts the frames the worker
+finished during each "on" block. The worker's warm-up (compilation of the first frame) happens
+before the first round. The slowdown is the median over rounds of on/off - 1, so a machine
+shared with other jobs shows as spread across rounds rather than as a bias.
 
     python benchmarks/widget_training_slowdown.py --rounds 7 --epochs 20 --nice 10 --json out.json
+
+``--worker-share`` sets the worker's share of the time while training is busy (``Monitor``'s
+``worker_share``; 1 lets it run freely).
 
 A digits epoch takes ~0.04 s, so blocks of 20 epochs keep the worker busy for the whole "on"
 block (the worst case: a real model's epochs are longer than a projection) and 7 rounds make
@@ -51,36 +56,48 @@ def _train_block(
     return train, capture
 
 
-def measure(rounds: int, epochs: int, nice: int, run_dir: Path) -> dict:
+def measure(
+    rounds: int, epochs: int, nice: int, run_dir: Path, worker_share: float | None = None
+) -> dict:
     data = demo.digits_data()
     model = demo.make_model(0, demo.DigitsCNN)
     optimizer = demo.make_optimizer(model)
-    mon = Monitor(model, probe=(data.x_probe, data.y_probe), run_dir=run_dir, worker_nice=nice)
+    options = {} if worker_share is None else {"worker_share": worker_share}
+    probe = (data.x_probe, data.y_probe)
+    mon = Monitor(model, probe=probe, run_dir=run_dir, worker_nice=nice, **options)
     mon.checkpoint(-1)
     mon.flush()  # warm-up: the first frame compiles
-    off, on, captures = [], [], []
+    off, on, captures, frames = [], [], [], []
     epoch = 0
     for _ in range(rounds):
         t_off, _ = _train_block(model, optimizer, data, range(epoch, epoch + epochs), None)
         epoch += epochs
+        before = len(mon.store.frame_indices("sentrycam"))
         t_on, capture = _train_block(model, optimizer, data, range(epoch, epoch + epochs), mon)
+        frames.append(len(mon.store.frame_indices("sentrycam")) - before)
         epoch += epochs
         off.append(t_off)
         on.append(t_on)
-        captures.extend(capture)
+        captures.append(capture)
         mon.flush()
     mon.close()
     ratios = [b / a - 1.0 for a, b in zip(off, on, strict=True)]
+    totals = [(b + sum(c)) / a - 1.0 for a, b, c in zip(off, on, captures, strict=True)]
     return {
         "rounds": rounds,
         "epochs_per_block": epochs,
         "worker_nice": nice,
+        "worker_share": worker_share,
         "training_threads": torch.get_num_threads(),
         "train_s_off": off,
         "train_s_on": on,
+        "capture_s_on": [sum(c) for c in captures],
         "slowdown_per_round": ratios,
         "slowdown_median": statistics.median(ratios),
-        "capture_ms_median": 1000 * statistics.median(captures),
+        "capture_ms_median": 1000 * statistics.median(c for block in captures for c in block),
+        "slowdown_with_capture_per_round": totals,
+        "slowdown_with_capture_median": statistics.median(totals),
+        "frames_in_block": frames,
         "load_average": os.getloadavg(),
     }
 
@@ -90,6 +107,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=20, help="epochs per block")
     parser.add_argument("--nice", type=int, default=10, help="worker nice increment")
+    parser.add_argument("--worker-share", type=float, default=None, help="Monitor worker_share")
     parser.add_argument(
         "--train-threads", type=int, default=None, help="torch threads of the training loop"
     )
@@ -98,7 +116,8 @@ def main() -> None:
     if args.train_threads is not None:
         torch.set_num_threads(args.train_threads)
     with tempfile.TemporaryDirectory() as tmp:
-        result = measure(args.rounds, args.epochs, args.nice, Path(tmp) / "run")
+        run = Path(tmp) / "run"
+        result = measure(args.rounds, args.epochs, args.nice, run, args.worker_share)
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -14,8 +14,8 @@ projectors still see checkpoints in increasing order.
 How skipped checkpoints are kept and what each failure does: ``docs/architecture.md``, "The
 live monitor".
 
-Threading details (one torch thread, nice +10, a 0.5 ms GIL switch interval): see
-:mod:`sentrycam_widget.monitor_threads`.
+Threading details (one torch thread, nice +10, a 0.5 ms GIL switch interval, a tenth of the
+time while training is busy): :mod:`sentrycam_widget.monitor_threads`, :mod:`~.pacing`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from .errors import InputError, WorkerError
 from .monitor_early import monitor_step, step_alerts
 from .monitor_inputs import check_methods, default_run_dir
 from .monitor_inputs import thumbnails as thumbnails_of
-from .monitor_threads import GIL_SWITCH, CheckpointQueue, lower_priority
+from .monitor_threads import GIL_SWITCH, CheckpointQueue, enter_worker
+from .pacing import Pacer
 from .pipeline import HistoryBefore, project_checkpoint, project_run, resumed_projector
 from .probe import ProbeSet
 from .projection import graph
@@ -73,8 +74,9 @@ class Monitor(WidgetView):
         has no widget (cluster jobs; project later with ``sentrycam-widget project``).
     run_dir
         Where the run is recorded (a path or an fsspec URL; default ``runs/<date-time>``).
-    queue_size, worker_threads, worker_nice
-        Checkpoints waiting for the worker at most; the worker's torch threads and niceness.
+    queue_size, worker_threads, worker_nice, worker_share
+        Checkpoints waiting for the worker at most; the worker's torch threads, niceness and
+        share of the time while training is busy (:mod:`sentrycam_widget.pacing`; 1: no rests).
     on_alert
         Called with each :class:`~sentrycam_widget.records.Alert` (early ones on the early thread).
     device, method_options
@@ -105,6 +107,7 @@ class Monitor(WidgetView):
         method_options: dict[str, dict[str, Any]] | None = None,
         worker_threads: int = 1,
         worker_nice: int = 10,
+        worker_share: float = 0.1,
         resume: bool = False,
         early_every: int | None = None,
         early_options: dict[str, Any] | None = None,
@@ -112,6 +115,7 @@ class Monitor(WidgetView):
         self.methods = check_methods(methods)
         if int(queue_size) < 1:
             raise InputError(f"queue_size must be >= 1, got {queue_size}")
+        self._pacer = Pacer(float(worker_share), threading.get_ident())
         if on_alert is not None and not callable(on_alert):
             raise InputError("on_alert must be callable(alert), alert a sentrycam_widget.Alert")
         check_model_has_data(model)
@@ -231,6 +235,7 @@ class Monitor(WidgetView):
             )
             self._warned = True
         self._epoch, step, scalars = checkpoint_axes(self._epoch, epoch, **axes)
+        self._pacer.watch(threading.get_ident())
         index = self._next_index
         checkpoint = capture(index=index, epoch=self._epoch, step=step, scalars=scalars)
         check_captured(checkpoint, self._recorder.layer_name)
@@ -278,8 +283,7 @@ class Monitor(WidgetView):
 
     # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:
-        lower_priority(self._worker_nice)
-        torch.set_num_threads(self._worker_threads)
+        enter_worker(self._worker_nice, self._worker_threads, self._pacer)
         try:
             if self.methods:
                 graph.warm_up(self.store.n_points)  # while the first epoch trains

@@ -31,6 +31,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
+from .pacing import Pacer, install
 from .records import Checkpoint
 
 log = logging.getLogger("sentrycam_widget")
@@ -131,6 +134,13 @@ class CheckpointQueue:
     def counts(self) -> tuple[int, int]:
         with self.cond:
             return len(self.pending), len(self.skipped)
+
+
+def enter_worker(nice: int, threads: int, pacer: Pacer) -> None:
+    """Settings of the calling (worker) thread: its nice value, torch threads and pacer."""
+    lower_priority(nice)
+    torch.set_num_threads(threads)
+    install(pacer)
 
 
 def lower_priority(nice: int) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import RunFormatError, SentryCamError
+from .pacing import pause
 from .projection.base import Projector, make_projector
 from .records import Checkpoint, Frame
 from .store import DamagedEntryWarning, RunStore
@@ -97,12 +98,14 @@ def _project_and_keep(
     if metrics:
         from .metrics import frame_metrics
 
+        pause()
         start = time.perf_counter()
         frame.metrics.update(frame_metrics(checkpoint, frame))
         frame.timings["metrics"] = time.perf_counter() - start
     if annotate is not None:
         annotate(frame)
     if store is not None:
+        pause()
         # The state goes first, the frame commits it, older states go last: killed at any
         # point, the run keeps the state that belongs to its newest frame (exact resume).
         latest = frame.index > max(store.frame_indices(frame.method), default=-1)

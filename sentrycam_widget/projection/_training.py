@@ -18,6 +18,7 @@ import torch
 
 from ..checks import check_increasing
 from ..errors import InputError, RunFormatError
+from ..pacing import pause
 from ..records import Checkpoint, Frame
 from .autoencoder import Autoencoder, recalibrate_batchnorm
 from .background import decision_background, decoded_predictions, square_extent
@@ -36,12 +37,17 @@ def resolve_device(device: str) -> torch.device:
 
 
 class Stage:
-    """Context manager adding the elapsed seconds of a block to ``timings[name]``."""
+    """Context manager adding the elapsed seconds of a block to ``timings[name]``.
+
+    Entering a stage is a :func:`~sentrycam_widget.pacing.pause` point (on the monitor's worker
+    the engine may rest there, before the stage's clock starts).
+    """
 
     def __init__(self, timings: dict[str, float], name: str) -> None:
         self.timings, self.name = timings, name
 
     def __enter__(self) -> None:
+        pause()
         self.start = time.perf_counter()
 
     def __exit__(self, *exc: object) -> None:
@@ -103,6 +109,7 @@ def optimise(
         optimizer.step()
         step += 1
         loss_value = float(loss.detach())
+        pause()
         if plateau.stop(loss_value):
             if step > decay_step:
                 break

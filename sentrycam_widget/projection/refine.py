@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..pacing import pause
 from ..records import Head
 from .autoencoder import Autoencoder, recalibrate_batchnorm
 from .losses import NEGATIVE_RATE, UMAP_A, UMAP_B, reconstruction_loss
@@ -151,6 +152,7 @@ def fit_decoder(
         loss.backward()
         optimizer.step()
         loss_value = float(loss.detach())
+        pause()
     decoder.eval()
     recalibrate_batchnorm(decoder, positions)
     return loss_value

@@ -237,6 +237,8 @@ def test_bad_arguments_fail_fast(tmp_path, digits):
         Monitor(model, probe=probe, queue_size=0, run_dir=tmp_path / "b")
     with pytest.raises(InputError, match="on_alert"):
         Monitor(model, probe=probe, on_alert="print", run_dir=tmp_path / "c")
+    with pytest.raises(InputError, match="share"):
+        Monitor(model, probe=probe, worker_share=0, run_dir=tmp_path / "g")
     # issue 11 item 8: refused up front, not after minutes of training
     with pytest.raises(InputError, match="at least 31"):
         Monitor(model, probe=(digits.x_probe[:12], digits.y_probe[:12]), run_dir=tmp_path / "d")
@@ -251,7 +253,7 @@ def test_bad_arguments_fail_fast(tmp_path, digits):
     with pytest.raises(InputError, match="rescale the features"):
         mon.checkpoint(0)
     mon.close()
-    assert not any((tmp_path / p).exists() for p in "de")
+    assert not any((tmp_path / p).exists() for p in "deg")
 
 
 def test_worker_thread_limit_leaves_the_training_thread_alone(tmp_path):
