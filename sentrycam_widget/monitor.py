@@ -115,7 +115,7 @@ class Monitor(WidgetView):
         self.methods = check_methods(methods)
         if int(queue_size) < 1:
             raise InputError(f"queue_size must be >= 1, got {queue_size}")
-        self._pacer = Pacer(float(worker_share), threading.get_ident())
+        self._pacer = Pacer(float(worker_share), threading.get_ident(), self._store_in_memory)
         if on_alert is not None and not callable(on_alert):
             raise InputError("on_alert must be callable(alert), alert a sentrycam_widget.Alert")
         check_model_has_data(model)
@@ -171,13 +171,10 @@ class Monitor(WidgetView):
         self._active = list(self.methods)
         self._store_lock = threading.Lock()
         self._stored: set[int] = set()
-        self._head_dropped = False
-        self._warned = False
-        self._closed = False
+        self._head_dropped = self._warned = self._closed = False
         self._projecting: str | None = None
         self._latest_epoch: int | None = None
-        self._worker_threads = int(worker_threads)
-        self._worker_nice = int(worker_nice)
+        self._worker_settings = (int(worker_nice), int(worker_threads), self._pacer)
         torch.set_num_threads(torch.get_num_threads())  # pin this thread's count (module doc)
         self._worker = threading.Thread(target=self._run, name="sentrycam-worker", daemon=True)
         GIL_SWITCH.acquire()  # released by the worker when it ends
@@ -255,9 +252,7 @@ class Monitor(WidgetView):
         """Flush, stop the worker and raise :class:`WorkerError` if it failed."""
         if not self._closed:
             self._closed = True
-            with self._queue.cond:
-                self._queue.closing = True
-                self._queue.cond.notify_all()
+            self._queue.close()
             self._worker.join()
             if self._early is not None:
                 self._early.close()
@@ -283,7 +278,7 @@ class Monitor(WidgetView):
 
     # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:
-        enter_worker(self._worker_nice, self._worker_threads, self._pacer)
+        enter_worker(*self._worker_settings)
         try:
             if self.methods:
                 graph.warm_up(self.store.n_points)  # while the first epoch trains
@@ -331,6 +326,11 @@ class Monitor(WidgetView):
             log.warning("could not store skipped checkpoint %d yet: %s", checkpoint.index, exc)
             return
         self._queue.stored(checkpoint.index)
+
+    def _store_in_memory(self) -> None:
+        """The worker's chore when it rests: store what was captured but is only in memory."""
+        for checkpoint in self._queue.in_memory():
+            self._spill(checkpoint)
 
     def _store_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Write ``checkpoint`` once (training or worker thread); a torch head that cannot be

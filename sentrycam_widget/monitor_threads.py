@@ -93,6 +93,12 @@ class CheckpointQueue:
             held = [i for i, c in self.skipped.items() if c is not None]
             return self.skipped[min(held)] if len(held) > self.size else None
 
+    def in_memory(self) -> list[Checkpoint]:
+        """The queued and skipped checkpoints held in memory, in index order."""
+        with self.cond:
+            held = [*self.pending, *(c for c in self.skipped.values() if c is not None)]
+        return sorted(held, key=lambda checkpoint: checkpoint.index)
+
     def stored(self, index: int) -> None:
         """Checkpoint ``index`` is in the run directory: drop it from memory if it is skipped."""
         with self.cond:
@@ -126,6 +132,12 @@ class CheckpointQueue:
         for i in gap:
             del self.skipped[i]
         return gap
+
+    def close(self) -> None:
+        """No more checkpoints: :meth:`take` returns None once the work left is done."""
+        with self.cond:
+            self.closing = True
+            self.cond.notify_all()
 
     def wait_idle(self) -> None:
         with self.cond:

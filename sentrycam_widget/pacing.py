@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from .errors import InputError
 
@@ -36,6 +37,9 @@ class Pacer:
         (1: never rest).
     training
         The training thread's ``threading.get_ident()`` (or later, :meth:`watch`).
+    chores
+        Called at the start of each rest (the monitor stores the checkpoints it holds only in
+        memory, so the training thread need not and a crash loses none of them).
     burst
         CPU seconds the worker runs before it considers resting.
     """
@@ -43,12 +47,19 @@ class Pacer:
     BUSY_FRACTION = 0.1  # training is busy when it used this share of a core meanwhile
     SLICE = 0.01  # a rest is taken in slices of this many seconds, each ending if training idles
 
-    def __init__(self, share: float, training: int | None = None, burst: float = 0.005) -> None:
+    def __init__(
+        self,
+        share: float,
+        training: int | None = None,
+        chores: Callable[[], None] | None = None,
+        burst: float = 0.005,
+    ) -> None:
         if not 0.0 < share <= 1.0:
             raise InputError(f"the worker's share must be in (0, 1], got {share}")
         self.share = float(share)
         self.burst = float(burst)
         self._training = training
+        self._chores = chores
         self._mark: tuple[float, float, float] | None = None  # taken on the paced thread
         self.rested = 0.0
 
@@ -72,6 +83,8 @@ class Pacer:
         if used < self.burst:
             return
         if self._busy(now, mark):
+            if self._chores is not None:
+                self._chores()
             self._rest(used * (1.0 - self.share) / self.share)
         self._mark = self._now()
 

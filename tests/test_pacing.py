@@ -18,7 +18,11 @@ class FakeClockPacer(Pacer):
     def __init__(self, share: float, busy_until: float = float("inf")) -> None:
         self.wall = self.worker = self.training = 0.0
         self.busy_until = busy_until
-        super().__init__(share, training=1)
+        self.chores_done = 0
+        super().__init__(share, training=1, chores=self.chore)
+
+    def chore(self) -> None:
+        self.chores_done += 1
 
     def work(self, seconds: float) -> None:
         self.worker += seconds
@@ -49,6 +53,7 @@ def test_the_worker_uses_its_share_of_the_time_while_training_is_busy() -> None:
     assert pacer.worker == pytest.approx(1.0)
     assert pacer.worker / pacer.wall == pytest.approx(0.1, rel=0.05)
     assert pacer.rested == pytest.approx(pacer.wall - pacer.worker)
+    assert pacer.chores_done == 500 // 3  # one per rest: 5 ms of CPU (3 bursts) between rests
 
 
 def test_the_worker_never_rests_while_training_idles_or_with_share_one() -> None:
@@ -57,6 +62,7 @@ def test_the_worker_never_rests_while_training_idles_or_with_share_one() -> None
     free = FakeClockPacer(1.0)
     run_worker(free, 500)
     assert idle.rested == free.rested == 0.0
+    assert idle.chores_done == free.chores_done == 0
     assert idle.wall == pytest.approx(1.0) and free.wall == pytest.approx(1.0)
 
 

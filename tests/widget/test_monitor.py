@@ -44,6 +44,8 @@ def test_full_queue_keeps_the_newest_and_backfills_the_skipped_in_order():
     # more than `size` skipped checkpoints in memory: the oldest is handed back to be stored
     assert [None if c is None else c.index for c in spills] == [None, None, 0, 0]
     queue.stored(0)
+    # what a resting worker stores: held checkpoints, queued or skipped, oldest first
+    assert [c.index for c in queue.in_memory()] == [1, 2, 3]
     assert queue.skipped[0] is None and queue.put(synthetic_checkpoint(4, labels)).index == 1
     queue.stored(1)
     queue.stored(2)
@@ -56,7 +58,7 @@ def test_full_queue_keeps_the_newest_and_backfills_the_skipped_in_order():
     kind, gap = queue.take()
     assert kind == "backfill" and gap == [0, 1, 2, 3]  # indices: reloaded from the run directory
     assert queue.take() == ("backfill", [5])
-    queue.closing = True
+    queue.close()
     assert queue.take() is None
 
 
