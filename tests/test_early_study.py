@@ -68,6 +68,15 @@ def test_the_suite_has_every_scenario_on_two_architectures_and_enough_healthy_ru
     assert sum(s.scenario == "healthy" and not s.label_free for s in specs) >= 10
 
 
+def test_the_held_out_seeds_are_disjoint_from_the_reported_ones_and_unprojected():
+    held_out, reported = ea.HELD_OUT.specs(), ea.EarlySettings().specs()
+    assert {s.seed for s in held_out}.isdisjoint({s.seed for s in reported})
+    assert sum(s.scenario == "healthy" for s in held_out) == 50
+    assert sum(s.scenario == "healthy" and s.label_free for s in held_out) == 10
+    assert not any(s.project for s in held_out)
+    assert {s.name for s in reported} >= {"healthy-ae_cnn-s2", "healthy-mlp-s4"}
+
+
 @pytest.mark.slow
 def test_class_incremental_run_names_forgotten_old_classes():
     trace = run_scenario(RunSpec("class_incremental", "mlp", 0, epochs=16, project=False))

@@ -15,8 +15,9 @@ Each signal has a :class:`~.rules.TrendRule` (a sustained move from its best smo
 after a warm-up). An alert is raised when a signal starts firing (not again while it keeps
 firing), and ``early_combined`` when signals of at least two families have started firing
 within ``agreement_window`` looks. Alerts are :class:`~sentrycam_widget.records.Alert`
-records with their ``step``. Rules and windows were chosen on seed 10 of the scenario suite
-(:mod:`sentrycam_widget.benchmarking.alert_scenarios`); its reported runs use other seeds.
+records with their ``step``. Rules and windows were chosen on held-out seeds of the scenario
+suite (:mod:`sentrycam_widget.benchmarking.alert_scenarios`,
+:data:`~sentrycam_widget.benchmarking.early_alerts.HELD_OUT`); its reported runs use other seeds.
 """
 
 from __future__ import annotations
