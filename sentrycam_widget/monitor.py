@@ -14,8 +14,8 @@ projectors still see checkpoints in increasing order.
 How skipped checkpoints are kept and what each failure does: ``docs/architecture.md``, "The
 live monitor".
 
-Threading details (one torch thread, nice +10, a 0.5 ms GIL switch interval, a tenth of the
-time while training is busy): :mod:`sentrycam_widget.monitor_threads`, :mod:`~.pacing`.
+Threading details (one torch thread, nice +10, a 0.5 ms GIL switch interval, optional pacing
+while training is busy): :mod:`sentrycam_widget.monitor_threads`, :mod:`~.pacing`.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class Monitor(WidgetView):
         method_options: dict[str, dict[str, Any]] | None = None,
         worker_threads: int = 1,
         worker_nice: int = 10,
-        worker_share: float = 0.1,
+        worker_share: float = 1.0,
         resume: bool = False,
         early_every: int | None = None,
         early_options: dict[str, Any] | None = None,

@@ -3,10 +3,9 @@
 A projecting worker thread and the training loop share one GIL. Whenever both want it, the
 training thread waits at each of its torch ops (every op releases the GIL and takes it back)
 until the worker lets go — at its own next op, or after Python's switch interval — so a
-Python-heavy loop (Lightning's hooks, logging and closures around every step) slows down by
-about as much as the worker runs: measured +98 % on the Lightning benchmark with the worker
-busy throughout (README, "The Lightning callback"). A lower nice value does not help there:
-the GIL, not the cores, is what they share.
+Python-heavy loop (Lightning's hooks, logging and closures around every step) may slow down.
+Pacing is opt-in (``Monitor(worker_share=...)``, default 1): on the quiet machine it did not
+measurably change the Lightning benchmark's slowdown (README, "The Lightning callback").
 
 :class:`Pacer` bounds that share. The engine calls :func:`pause` at its step and stage
 boundaries (a no-op on threads without a pacer, e.g. the ``project`` command); on the monitor's
