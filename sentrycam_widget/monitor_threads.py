@@ -149,9 +149,14 @@ class CheckpointQueue:
 
 
 def enter_worker(nice: int, threads: int, pacer: Pacer) -> None:
-    """Settings of the calling (worker) thread: its nice value, torch threads and pacer."""
+    """Settings of the calling (worker) thread: its nice value, torch and numba threads (numba's
+    count is per thread: NN-descent is numba-parallel and would otherwise take every core) and
+    pacer."""
+    import numba
+
     lower_priority(nice)
     torch.set_num_threads(threads)
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     install(pacer)
 
 

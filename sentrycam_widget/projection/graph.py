@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, RunFormatError
 
 EXACT_KNN_MAX_POINTS = 30_000
 # SentryCam's all-point graph: exact kNN up to here, NN-descent above (its ``exact_max_points``)
@@ -140,22 +140,63 @@ def _self_first(indices: np.ndarray, dists: np.ndarray) -> tuple[np.ndarray, np.
     return indices, dists
 
 
-def pca_view(x: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
-    """``x`` [N, D] projected on its top ``dims`` principal components (randomized PCA).
+def pca_view(x: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """``x`` [N, D] centred and projected on ``basis`` [D, q] (from :func:`pca_basis`), float32.
 
     Used to search neighbours of wide features faster; distances in the view approximate the
     full ones (measured at 50,000 × 512 → 64: the graph's trustworthiness ceiling unchanged).
-    Returns ``x`` itself (as float32) when ``D <= dims``.
     """
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return ((data - data.mean(0, keepdim=True)) @ torch.from_numpy(basis)).numpy()
+
+
+def pca_basis(
+    x: np.ndarray, dims: int, seed: int = 0, previous: np.ndarray | None = None
+) -> np.ndarray | None:
+    """Orthonormal basis [D, dims] of the top-``dims`` principal subspace of ``x`` [N, D].
+
+    Randomized PCA (two power iterations from a seeded random start) or, given the
+    ``previous`` checkpoint's basis of the same width, one power iteration from it: features
+    drift little between checkpoints, so the old subspace is already close (neighbour search
+    only needs the subspace, not the order of the components). None when ``D <= dims`` (the
+    features are narrow enough to search as they are).
+    """
     if x.shape[1] <= dims:
-        return x
-    data = torch.from_numpy(x)
-    mean = data.mean(0, keepdim=True)
+        return None
+    data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    centred = data - data.mean(0, keepdim=True)
+    if previous is not None and previous.shape == (x.shape[1], dims):
+        start = torch.from_numpy(np.ascontiguousarray(previous, dtype=np.float32))
+        return torch.linalg.qr(centred.T @ (centred @ start)).Q.numpy()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        _, _, v = torch.pca_lowrank(data - mean, q=dims, center=False, niter=2)
-    return ((data - mean) @ v).numpy()
+        _, _, v = torch.pca_lowrank(centred, q=dims, center=False, niter=2)
+    return np.ascontiguousarray(v.numpy())
+
+
+def search_state(
+    state: dict, method: str, n_points: int, n_features: int, dims: int | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The stored kNN graph and PCA basis that warm-start the next neighbour search, checked.
+
+    Returns ``(knn_indices [N, k] | None, pca_basis [D, dims] | None)`` from a projector's
+    saved ``state``; raises :class:`RunFormatError` when they do not fit the run's N and D.
+    """
+    knn, basis = state.get("knn_indices"), state.get("pca_basis")
+    if knn is not None:
+        knn = np.asarray(knn, dtype=np.int64)
+        if knn.ndim != 2 or knn.shape[0] != n_points or knn.max() >= n_points:
+            raise RunFormatError(
+                f"{method} state's kNN graph has shape {knn.shape}, not one row for "
+                f"each of the run's {n_points} probe points"
+            )
+    if basis is not None:
+        basis = np.asarray(basis, dtype=np.float32)
+        if basis.shape != (n_features, dims):
+            raise RunFormatError(
+                f"{method} state's PCA basis has shape {basis.shape}, not ({n_features}, {dims})"
+            )
+    return knn, basis
 
 
 def fuzzy_edges(

@@ -6,7 +6,8 @@ graph of all N points, negative sampling, learning rate decaying linearly to 0),
 the previous frame, gives every point a training signal. Between epochs each point is pulled
 towards its previous displayed position (``anchor``) by a fraction of the epoch's learning rate,
 which keeps the temporal meaning of the warm start. The kernel is the project's own
-(:mod:`._layout_sgd`, kept in numba's on-disk cache), serial, so a seed fixes the result.
+(:mod:`._layout_sgd`, kept in numba's on-disk cache): serial and seeded up to
+``PARALLEL_MIN_POINTS`` points, above that on every numba thread (seeded with one thread).
 :func:`fit_decoder` then fine-tunes the decoder on the refined positions, so the decision
 background and the round-trip predictions (PPR) describe what is shown.
 """
@@ -21,6 +22,11 @@ from ..pacing import pause
 from ..records import Head
 from .autoencoder import Autoencoder, recalibrate_batchnorm
 from .losses import NEGATIVE_RATE, UMAP_A, UMAP_B, reconstruction_loss
+
+# above this many points the refinement sweeps PARALLEL_CHUNKS runs of edges on every numba
+# thread of the calling thread (reproducible only with one); at or below it, serial and seeded
+PARALLEL_MIN_POINTS = 5000
+PARALLEL_CHUNKS = 16
 
 
 def refine_layout(
@@ -43,7 +49,8 @@ def refine_layout(
     n_epochs
         Epochs of the optimiser; an edge of weight w is sampled about ``n_epochs · w / max(w)`` times.
     seed
-        Seeds the negative sampling (the kernel's own xorshift64* generator).
+        Seeds the negative sampling (the kernel's own xorshift64* generator); fixes the result
+        up to ``PARALLEL_MIN_POINTS`` points, and above with one numba thread.
     anchor
         Previous displayed positions [N, 2] of the same points, or None.
     anchor_weight
@@ -74,6 +81,7 @@ def refine_layout(
     if not live.any():
         return y
     target = np.zeros((0, 2), np.float32) if anchor is None else np.asarray(anchor, np.float32)
+    chunks = PARALLEL_CHUNKS if n > PARALLEL_MIN_POINTS else 1
     layout_sgd(
         y,
         np.ascontiguousarray(head[live], dtype=np.int32),
@@ -87,6 +95,7 @@ def refine_layout(
         np.ascontiguousarray(target),
         float(anchor_weight),
         int(seed) % 2**32,
+        chunks,
     )
     return y
 

@@ -27,8 +27,10 @@ from .graph import (
     SENTRYCAM_EXACT_MAX_POINTS,
     fuzzy_edges,
     knn_graph,
+    pca_basis,
     pca_view,
     sample_edges,
+    search_state,
     spatial_edges,
     temporal_edges,
 )
@@ -199,6 +201,7 @@ class SentryCamProjector(AutoencoderProjector):
         self.memory = MemoryBank()
         self.last_sample: SampleResult | None = None
         self.knn_indices: np.ndarray | None = None  # the last all-point graph (warm start)
+        self.pca_basis: np.ndarray | None = None  # the last search view's basis (warm start)
         self.previous: np.ndarray | None = None  # the last frame shown (refinement anchor)
 
     # ------------------------------------------------------------------ protocol
@@ -285,7 +288,7 @@ class SentryCamProjector(AutoencoderProjector):
         """
         self.memory = MemoryBank()
         self.model, self.last_index, self.previous = None, None, None
-        self.n_points, self.n_features, self.knn_indices = None, None, None
+        self.n_points, self.n_features, self.knn_indices, self.pca_basis = None, None, None, None
         for index in history.frame_indices(self.method):
             checkpoint, frame = history.checkpoint(index), history.frame(self.method, index)
             if frame.embedding.shape[0] != checkpoint.n_points:
@@ -306,28 +309,26 @@ class SentryCamProjector(AutoencoderProjector):
             )
             self.last_index = index
             self.previous = frame.embedding
-        if state and state.get("knn_indices") is not None and self.n_points is not None:
-            knn = np.asarray(state["knn_indices"], dtype=np.int64)
-            if knn.ndim != 2 or knn.shape[0] != self.n_points or knn.max() >= self.n_points:
-                raise RunFormatError(
-                    f"{self.method} state's kNN graph has shape {knn.shape}, not one row for "
-                    f"each of the run's {self.n_points} probe points"
-                )
-            self.knn_indices = knn
+        if state and self.n_points is not None:
+            self.knn_indices, self.pca_basis = search_state(
+                state, self.method, self.n_points, self.n_features, self.pca_dims
+            )
         if state and state.get("weights") is not None:
             if self.n_features is None:
                 self.n_points, self.n_features = state.get("n_points"), state.get("n_features")
             self._load_weights(state)
 
     def state_dict(self) -> dict[str, Any]:
-        """The network weights and the last all-point kNN graph (warm-starts the next search).
+        """The network weights, the last all-point kNN graph and its search view's PCA basis.
 
         Returns
         -------
         dict
-            ``knn_indices`` beside the autoencoder's weights and optimiser state.
+            ``knn_indices`` and ``pca_basis`` (they warm-start the next neighbour search) beside
+            the autoencoder's weights and optimiser state.
         """
-        return {**super().state_dict(), "knn_indices": self.knn_indices}
+        search = {"knn_indices": self.knn_indices, "pca_basis": self.pca_basis}
+        return {**super().state_dict(), **search}
 
     # ------------------------------------------------------------------ stages
     def _all_point_edges(self, features: np.ndarray) -> Edges:
@@ -335,9 +336,9 @@ class SentryCamProjector(AutoencoderProjector):
         NN-descent warm-started from the previous checkpoint's graph (on a ``pca_dims``-d
         randomized-PCA view when the features are wider)."""
         n = features.shape[0]
-        view = features
         if n > self.exact_max_points and self.pca_dims is not None:
-            view = pca_view(features, self.pca_dims, self.seed)
+            self.pca_basis = pca_basis(features, self.pca_dims, self.seed, self.pca_basis)
+        view = features if self.pca_basis is None else pca_view(features, self.pca_basis)
         indices, dists = knn_graph(
             view,
             min(self.k, n),

@@ -12,6 +12,7 @@ from sentrycam_widget.errors import InputError
 from sentrycam_widget.projection.graph import (
     fuzzy_edges,
     knn_graph,
+    pca_basis,
     pca_view,
     sample_edges,
     spatial_edges,
@@ -137,12 +138,30 @@ def test_warm_start_graph_must_cover_every_point(points):
 def test_pca_view_keeps_the_distances_of_data_in_a_low_dimensional_subspace():
     rng = np.random.default_rng(1)
     x = (rng.normal(size=(400, 6)) @ rng.normal(size=(6, 80))).astype(np.float32)
-    view = pca_view(x, 8)
-    assert view.shape == (400, 8)
+    basis = pca_basis(x, 8)
+    view = pca_view(x, basis)
+    assert basis.shape == (80, 8) and view.shape == (400, 8)
     full = np.linalg.norm(x[:50, None] - x[None, :50], axis=-1)
     reduced = np.linalg.norm(view[:50, None] - view[None, :50], axis=-1)
     assert np.allclose(full, reduced, rtol=1e-3, atol=1e-2)
-    assert np.array_equal(pca_view(x, 100), x)  # already narrow enough: unchanged
+    assert pca_basis(x, 100) is None  # already narrow enough: searched as it is
+
+
+def test_pca_basis_warm_started_from_the_previous_one_tracks_a_drifting_subspace():
+    rng = np.random.default_rng(2)
+    old = rng.normal(size=(6, 80))
+    drifted = old + 0.2 * rng.normal(size=(6, 80))
+    codes = rng.normal(size=(500, 6)) * np.arange(6, 0, -1)
+    noise = 0.01 * rng.normal(size=(500, 80))
+    previous = pca_basis((codes @ old + noise).astype(np.float32), 6)
+    x = (codes @ drifted + noise).astype(np.float32)
+    warm = pca_basis(x, 6, previous=previous)
+    assert np.allclose(warm.T @ warm, np.eye(6), atol=1e-4)
+    # the warm basis spans the new subspace: projecting onto it keeps (nearly) all variance
+    centred = x - x.mean(0)
+    kept = np.linalg.norm(centred @ warm) ** 2 / np.linalg.norm(centred) ** 2
+    stale = np.linalg.norm(centred @ previous) ** 2 / np.linalg.norm(centred) ** 2
+    assert kept > 0.999 and kept > stale
 
 
 def test_pynndescent_kernels_keep_their_compiled_code_on_disk():

@@ -41,6 +41,28 @@ def test_refinement_is_seeded_and_leaves_its_input_alone(clusters):
     assert np.array_equal(start, kept)
 
 
+def test_large_sets_are_refined_in_parallel_and_seeded_on_one_thread():
+    numba = pytest.importorskip("numba")
+    from sentrycam_widget.projection.refine import PARALLEL_MIN_POINTS
+
+    rng = np.random.default_rng(0)
+    n = PARALLEL_MIN_POINTS + 1000
+    centres = rng.normal(scale=6.0, size=(5, 8))
+    x = (centres[np.arange(n) % 5] + rng.normal(size=(n, 8))).astype(np.float32)
+    edges = spatial_edges(x, 10)
+    start = rng.normal(scale=5.0, size=(n, 2)).astype(np.float32)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        a = refine_layout(start, edges, 5, seed=3)
+        assert np.array_equal(a, refine_layout(start, edges, 5, seed=3))
+    finally:
+        numba.set_num_threads(threads)
+    parallel = refine_layout(start, edges, 60, seed=3)  # every thread: not bit-reproducible
+    sub = rng.choice(n, 1000, replace=False)
+    assert trustworthiness(x[sub], parallel[sub]) > 0.9 > trustworthiness(x[sub], start[sub])
+
+
 def test_anchoring_holds_points_near_their_previous_positions(clusters):
     x, _ = clusters
     rng = np.random.default_rng(2)

@@ -214,10 +214,19 @@ def test_nn_descent_is_warm_started_from_the_previous_graph_and_resumes_with_it(
     resumed = SentryCamProjector(seed=0, exact_max_points=500, pca_dims=16, **FAST)
     resumed.resume(_History(checkpoints, [f0, frame]), projector.state_dict())
     assert np.array_equal(resumed.knn_indices, projector.knn_indices)
+    assert np.array_equal(resumed.pca_basis, projector.pca_basis)
     assert np.array_equal(resumed.previous, frame.embedding)
+    # the search view's basis is warm-started too, so a resumed run goes on identically
+    np.testing.assert_array_equal(
+        resumed.update(checkpoints[2]).embedding, projector.update(checkpoints[2]).embedding
+    )
+    history = _History(checkpoints, [f0, frame])
     bad = {**projector.state_dict(), "knn_indices": projector.knn_indices[:10]}
     with pytest.raises(RunFormatError, match="kNN graph"):
-        SentryCamProjector(seed=0, **FAST).resume(_History(checkpoints, [f0, frame]), bad)
+        SentryCamProjector(seed=0, **FAST).resume(history, bad)
+    bad = {**projector.state_dict(), "pca_basis": projector.pca_basis[:, :3]}
+    with pytest.raises(RunFormatError, match="PCA basis"):
+        SentryCamProjector(seed=0, pca_dims=16, **FAST).resume(history, bad)
 
 
 def test_checkpoints_without_a_head_get_frames_without_background():
