@@ -27,7 +27,6 @@ from .graph import (
     SENTRYCAM_EXACT_MAX_POINTS,
     fuzzy_edges,
     knn_graph,
-    pca_basis,
     pca_view,
     sample_edges,
     search_state,
@@ -336,9 +335,9 @@ class SentryCamProjector(AutoencoderProjector):
         NN-descent warm-started from the previous checkpoint's graph (on a ``pca_dims``-d
         randomized-PCA view when the features are wider)."""
         n = features.shape[0]
+        view = features
         if n > self.exact_max_points and self.pca_dims is not None:
-            self.pca_basis = pca_basis(features, self.pca_dims, self.seed, self.pca_basis)
-        view = features if self.pca_basis is None else pca_view(features, self.pca_basis)
+            view, self.pca_basis = pca_view(features, self.pca_dims, self.seed, self.pca_basis)
         indices, dists = knn_graph(
             view,
             min(self.k, n),

@@ -138,13 +138,15 @@ def test_warm_start_graph_must_cover_every_point(points):
 def test_pca_view_keeps_the_distances_of_data_in_a_low_dimensional_subspace():
     rng = np.random.default_rng(1)
     x = (rng.normal(size=(400, 6)) @ rng.normal(size=(6, 80))).astype(np.float32)
-    basis = pca_basis(x, 8)
-    view = pca_view(x, basis)
+    view, basis = pca_view(x, 8)
     assert basis.shape == (80, 8) and view.shape == (400, 8)
+    assert np.array_equal(basis, pca_basis(x, 8))
     full = np.linalg.norm(x[:50, None] - x[None, :50], axis=-1)
     reduced = np.linalg.norm(view[:50, None] - view[None, :50], axis=-1)
     assert np.allclose(full, reduced, rtol=1e-3, atol=1e-2)
     assert pca_basis(x, 100) is None  # already narrow enough: searched as it is
+    same, none = pca_view(x, 100)
+    assert none is None and np.array_equal(same, x)
 
 
 def test_pca_basis_warm_started_from_the_previous_one_tracks_a_drifting_subspace():
