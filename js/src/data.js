@@ -62,17 +62,25 @@ export function decodeCheckpoint(data) {
   };
 }
 
-/** Bounds [x0, x1, y0, y1] of the finite points and how many are not finite (NaN/inf). */
-export function finiteBounds(x, y) {
+/** One frame: coordinates split into x and y columns (what Bokeh draws) plus the extras. The
+ * split and the bounds of the finite points are one pass over the coordinates. */
+export function decodeFrame(data) {
+  const xy = decodeArray(data.xy).data;
+  const n = xy.length / 2;
+  const x = new Float32Array(n);
+  const y = new Float32Array(n);
   let x0 = Infinity;
   let x1 = -Infinity;
   let y0 = Infinity;
   let y1 = -Infinity;
   let missing = 0;
-  for (let i = 0; i < x.length; i++) {
-    const a = x[i];
-    const b = y[i];
-    if (!Number.isFinite(a) || !Number.isFinite(b)) {
+  for (let i = 0; i < n; i++) {
+    const a = xy[2 * i];
+    const b = xy[2 * i + 1];
+    x[i] = a;
+    y[i] = b;
+    // a - a is NaN exactly when a is NaN or ±inf
+    if (a - a !== 0 || b - b !== 0) {
       missing++;
       continue;
     }
@@ -81,20 +89,6 @@ export function finiteBounds(x, y) {
     if (b < y0) y0 = b;
     if (b > y1) y1 = b;
   }
-  return { bounds: missing === x.length ? null : [x0, x1, y0, y1], missing };
-}
-
-/** One frame: coordinates split into x and y columns (what Bokeh draws) plus the extras. */
-export function decodeFrame(data) {
-  const xy = decodeArray(data.xy).data;
-  const n = xy.length / 2;
-  const x = new Float32Array(n);
-  const y = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    x[i] = xy[2 * i];
-    y[i] = xy[2 * i + 1];
-  }
-  const { bounds, missing } = finiteBounds(x, y);
   const bg = data.background;
   return {
     method: data.method,
@@ -102,7 +96,7 @@ export function decodeFrame(data) {
     epoch: data.epoch,
     x,
     y,
-    bounds,
+    bounds: missing === n ? null : [x0, x1, y0, y1],
     missing,
     background: bg
       ? {
@@ -129,13 +123,13 @@ export function pointStyle(labels, pred, palette) {
   const fill = new Uint32Array(n);
   const ring = new Uint32Array(n);
   const wrong = new Uint8Array(n);
-  const colour = (c) => packPixel(palette[3 * c], palette[3 * c + 1], palette[3 * c + 2]);
+  const colours = classColours(palette);
   let nWrong = 0;
   for (let i = 0; i < n; i++) {
     const label = labels[i];
     const p = pred ? pred[i] : label;
-    fill[i] = colour(p);
-    ring[i] = colour(label);
+    fill[i] = colours[p];
+    ring[i] = colours[label];
     if (p !== label) {
       wrong[i] = 1;
       nWrong++;
@@ -144,31 +138,42 @@ export function pointStyle(labels, pred, palette) {
   return { fill, ring, wrong, nWrong };
 }
 
+/** The palette's colours as packed pixels, one per class. */
+export function classColours(palette) {
+  const colours = new Uint32Array(palette.length / 3);
+  for (let c = 0; c < colours.length; c++) colours[c] = packPixel(palette[3 * c], palette[3 * c + 1], palette[3 * c + 2]);
+  return colours;
+}
+
 /** numpy.rint: round half to even, so JS and Python colour the raster identically. */
 export function rint(v) {
   const r = Math.round(v);
   return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** RGBA bytes of a decision raster (row 0 = bottom): rgb = 0.5·m'·class + (1 − m')·white with
- * m' = alpha / 255, the same rule as render.background_rgba in Python. Each (class, alpha) pair
- * is worked out once and looked up after that. */
-export function backgroundRGBA(background, palette) {
+/** Every background colour a palette can give, as packed pixels indexed by class · 256 + alpha:
+ * rgb = 0.5·m'·class + (1 − m')·white with m' = alpha / 255, the same rule as
+ * render.background_rgba in Python. Worked out once per palette (10 classes: 2,560 pixels). */
+export function backgroundTable(palette) {
+  const table = new Uint32Array((palette.length / 3) * 256);
+  const channel = (s, v) => Math.min(255, Math.max(0, rint(0.5 * s * v + (1 - s) * WHITE)));
+  for (let c = 0; c < palette.length / 3; c++) {
+    for (let alpha = 0; alpha < 256; alpha++) {
+      const s = alpha / 255;
+      table[c * 256 + alpha] = packPixel(channel(s, palette[3 * c]), channel(s, palette[3 * c + 1]), channel(s, palette[3 * c + 2]));
+    }
+  }
+  return table;
+}
+
+/** RGBA bytes of a decision raster (row 0 = bottom), each cell looked up in `table`
+ * (backgroundTable of the palette; pass it to colour many rasters with one table). */
+export function backgroundRGBA(background, palette, table = backgroundTable(palette)) {
   const classes = background.classes.data;
   const { alpha } = background;
   const out = new Uint8Array(classes.length * 4);
   const pixels = new Uint32Array(out.buffer);
-  const known = new Uint32Array((palette.length / 3) * 256); // 0: not worked out yet
-  const channel = (s, v) => Math.min(255, Math.max(0, rint(0.5 * s * v + (1 - s) * WHITE)));
-  for (let i = 0; i < classes.length; i++) {
-    const key = classes[i] * 256 + alpha[i];
-    if (known[key] === 0) {
-      const s = alpha[i] / 255;
-      const c = 3 * classes[i];
-      known[key] = packPixel(channel(s, palette[c]), channel(s, palette[c + 1]), channel(s, palette[c + 2]));
-    }
-    pixels[i] = known[key];
-  }
+  for (let i = 0; i < classes.length; i++) pixels[i] = table[classes[i] * 256 + alpha[i]];
   return out;
 }
 

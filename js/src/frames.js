@@ -3,16 +3,18 @@
 // a bounded window of recently shown frames, re-decoded from the synced payload on demand. So
 // memory stays flat however long the run is; the payloads themselves are the widget models'.
 
-import { backgroundPlacement, backgroundRGBA, decodeArray, decodeCheckpoint, decodeFrame, pointStyle } from "./data.js";
+import { backgroundPlacement, backgroundRGBA, backgroundTable, decodeArray, decodeCheckpoint, decodeFrame, pointStyle } from "./data.js";
 
 /** Decoded frames (and checkpoint colourings) kept at once. */
 export const DEFAULT_WINDOW = 24;
 
-/** A Map that keeps its `limit` most recently used entries. */
+/** A Map that keeps its `limit` most recently used entries, handing each one it drops to
+ * `onEvict(value)` when given. */
 export class Lru {
-  constructor(limit) {
+  constructor(limit, onEvict = null) {
     this.limit = Math.max(1, limit);
     this.map = new Map();
+    this.onEvict = onEvict;
   }
 
   get(key, make) {
@@ -24,7 +26,11 @@ export class Lru {
     }
     const value = make();
     this.map.set(key, value);
-    while (this.map.size > this.limit) this.map.delete(this.map.keys().next().value);
+    while (this.map.size > this.limit) {
+      const [oldest, dropped] = this.map.entries().next().value;
+      this.map.delete(oldest);
+      this.onEvict?.(dropped);
+    }
     return value;
   }
 
@@ -55,6 +61,7 @@ export class FrameStore {
     this.byMethod = new Map(); // method -> Map(index -> frame meta)
     this.decoded = new Lru(window);
     this.styles = new Lru(window);
+    this.backgroundColours = backgroundTable(probe.palette);
   }
 
   /** Resolve new references (already known ones cost nothing); returns the new frame metas. */
@@ -95,7 +102,7 @@ export class FrameStore {
       if (frame.background) {
         frame.background.rgba = {
           ...backgroundPlacement(frame.background),
-          rgba: backgroundRGBA(frame.background, this.probe.palette),
+          rgba: backgroundRGBA(frame.background, this.probe.palette, this.backgroundColours),
         };
       }
       return frame;

@@ -5,8 +5,7 @@
 // Points are rasterised into an RGBA image at the plot's pixel size (re-done when the ranges or
 // the size change; js/src/raster.js) and drawn by Bokeh's image_rgba glyph.
 
-import { Lru } from "./frames.js";
-import { rasterizePoints } from "./raster.js";
+import { RasterCache, rasterizePoints } from "./raster.js";
 
 const LOADING = Symbol.for("sentrycam_widget.bokeh_loading");
 /** Point rasters kept (the frame on screen, its prerendered neighbours, the one before). */
@@ -70,6 +69,20 @@ function writeImagesDirectly(plotView, sources) {
   }
 }
 
+/** Bokeh clears a canvas layer before each paint with the layer's half-pixel offset applied,
+ * so the clear misses a strip along two edges and Chromium cannot drop the drawing it has
+ * recorded for earlier paints: without a chance to show a frame in between (back-to-back
+ * switches), every 30th paint drew the 29 before it again (20-40 ms). Clearing the whole
+ * canvas in device pixels lets it drop them. Left as Bokeh has it if its internals differ. */
+function clearWholeLayers(canvasView) {
+  for (const layer of [canvasView?.primary, canvasView?.overlays]) {
+    if (typeof layer?.undo_transform !== "function" || typeof layer.clear !== "function") continue;
+    layer.clear = function () {
+      this.undo_transform((ctx) => ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height));
+    };
+  }
+}
+
 /** Embed the figure (`item` = bokeh.embed.json_item) into `container`; returns the adapter. */
 export async function createBokehPlot(container, item, Bokeh) {
   const views = await Bokeh.embed.embed_item(item, container);
@@ -84,14 +97,13 @@ export async function createBokehPlot(container, item, Bokeh) {
   const xRange = model("x_range");
   const yRange = model("y_range");
   writeImagesDirectly(plotView, [points, background]);
+  clearWholeLayers(plotView.canvas_view);
   let current = null;
   let currentKey = null;
-  // Rasters of recently drawn or prerendered frames, each in its own buffer: Bokeh compares a
-  // new image with the one it holds to decide whether to upload it, so a buffer it holds is
-  // never written again.
-  const rasters = new Lru(RASTER_CACHE);
+  // Rasters of recently drawn or prerendered frames; the one Bokeh holds is never written again.
+  const rasters = new RasterCache(RASTER_CACHE);
   let drawnFor = "";
-  let made = 0;
+  let trailsShown = null;
 
   const pixelSize = () => {
     const ratio = globalThis.devicePixelRatio || 1;
@@ -105,22 +117,21 @@ export async function createBokehPlot(container, item, Bokeh) {
    * cached). */
   function raster(style, key, ranges) {
     const [width, height, ratio] = pixelSize();
-    const make = () => {
-      made++;
-      return rasterizePoints(style, ranges, width, height, new Uint32Array(width * height), ratio);
-    };
-    return key == null ? make() : rasters.get(`${key}|${viewKey(ranges)}`, make);
+    const draw = (buffer) => rasterizePoints(style, ranges, width, height, buffer, ratio);
+    return rasters.get(key == null ? null : `${key}|${viewKey(ranges)}`, width * height, draw);
   }
 
   function drawPoints() {
     if (!current) {
       points.data = { image: [], x: [], y: [], dw: [], dh: [] };
+      rasters.show(null);
       return;
     }
     const ranges = currentRanges();
     const [width, height] = pixelSize();
     const image = raster(current, currentKey, ranges);
     drawnFor = viewKey(ranges);
+    rasters.show(image);
     setData(points, {
       image: [ndarrayOf(Bokeh, image, [height, width])],
       x: [ranges[0]],
@@ -163,7 +174,7 @@ export async function createBokehPlot(container, item, Bokeh) {
     },
     /** Rasters made so far, and how many are kept (for tests and benchmarks). */
     get rasterStats() {
-      return { made, kept: rasters.size };
+      return { made: rasters.made, kept: rasters.size };
     },
     clearPoints() {
       current = null;
@@ -200,6 +211,8 @@ export async function createBokehPlot(container, item, Bokeh) {
     },
     /** Paths `{xs: [Float32Array], ys: [...]}` (one per point), or null to clear. */
     setTrajectories(paths) {
+      if (paths === trailsShown) return; // the same paths (or none again): nothing to change
+      trailsShown = paths;
       trail.data = paths ? { xs: paths.xs, ys: paths.ys } : { xs: [], ys: [] };
       const flat = (columns) => Float32Array.from(columns.flatMap((c) => [...c]));
       vertices.data = paths ? { x: flat(paths.xs), y: flat(paths.ys) } : { x: [], y: [] };

@@ -4,6 +4,7 @@
 // of pixels per row, straight into a reused Uint32Array.
 
 import { packPixel } from "./data.js";
+import { Lru } from "./frames.js";
 
 /** A packed pixel blended 75 % towards white: how points outside a selection are drawn. */
 export function fadePixel(pixel) {
@@ -49,11 +50,21 @@ function fillDisc(out, width, height, col, row, { reach, halfWidths }, pixel) {
   }
 }
 
+// Scratch space reused by every call: each point's centre cell, and for each cell of the grid
+// the last point drawn there. Grown when needed, never shrunk (a 520² plot: about 1 MB).
+let cellOf = new Int32Array(0);
+let lastAt = new Int32Array(0);
+
 /** Draw the points into a transparent RGBA raster (`out`, uint32 [height * width], row 0 at
  * the bottom like a Bokeh image) covering `ranges` = [x0, x1, y0, y1], markers scaled by
  * `scale` (device pixels per CSS pixel). Points whose coordinates are not finite are skipped,
  * so are points with `visible[i] === 0`; points with `faded[i] === 1` are drawn pale first, so
- * the others lie on top. */
+ * the others lie on top.
+ *
+ * A point that a later-drawn point on the same centre pixel covers entirely (a dot under any
+ * marker, a ring under a ring) is not drawn at all: every pixel it would write is written again
+ * afterwards, so the picture is the same. Dense frames repeat centres a lot (about half of
+ * 50,000 clustered points on a 520² plot). */
 export function rasterizePoints(points, ranges, width, height, out, scale = 1) {
   const { x, y, fill, ring, wrong, visible = null, faded = null } = points;
   const { dot, ring: outer } = markers(scale);
@@ -61,14 +72,34 @@ export function rasterizePoints(points, ranges, width, height, out, scale = 1) {
   const [x0, x1, y0, y1] = ranges;
   const sx = width / (x1 - x0);
   const sy = height / (y1 - y0);
+  const n = x.length;
+  const stride = width + 2 * margin + 1;
+  if (cellOf.length < n) cellOf = new Int32Array(n);
+  if (lastAt.length < stride * (height + 2 * margin + 1)) lastAt = new Int32Array(stride * (height + 2 * margin + 1));
+  const cells = cellOf;
+  const last = lastAt;
+  for (let i = 0; i < n; i++) {
+    const col = Math.floor((x[i] - x0) * sx);
+    const row = Math.floor((y[i] - y0) * sy);
+    // written so that NaN and ±inf coordinates fail the test and are skipped
+    const drawn = (visible === null || visible[i]) && col >= -margin && col <= width + margin && row >= -margin && row <= height + margin;
+    cells[i] = drawn ? (row + margin) * stride + col + margin : -1;
+  }
+  // the last point drawn on each centre cell, in drawing order (pale ones first)
+  const claim = (pale) => {
+    for (let i = 0; i < n; i++) if (cells[i] >= 0 && (faded !== null && faded[i] === 1) === pale) last[cells[i]] = i;
+  };
+  if (faded !== null) claim(true);
+  claim(false);
   out.fill(0);
   const draw = (pale) => {
-    for (let i = 0; i < x.length; i++) {
-      if ((visible !== null && !visible[i]) || (faded !== null && faded[i] === 1) !== pale) continue;
-      const col = Math.floor((x[i] - x0) * sx);
-      const row = Math.floor((y[i] - y0) * sy);
-      // written so that NaN and ±inf coordinates fail the test and are skipped
-      if (!(col >= -margin && col <= width + margin && row >= -margin && row <= height + margin)) continue;
+    for (let i = 0; i < n; i++) {
+      const cell = cells[i];
+      if (cell < 0 || (faded !== null && faded[i] === 1) !== pale) continue;
+      const j = last[cell];
+      if (j !== i && (wrong[j] || !wrong[i])) continue; // covered by point j, drawn later
+      const col = (cell % stride) - margin;
+      const row = ((cell - col - margin) / stride) - margin;
       if (wrong[i]) fillDisc(out, width, height, col, row, outer, pale ? fadePixel(ring[i]) : ring[i]);
       fillDisc(out, width, height, col, row, dot, pale ? fadePixel(fill[i]) : fill[i]);
     }
@@ -76,4 +107,42 @@ export function rasterizePoints(points, ranges, width, height, out, scale = 1) {
   if (faded !== null) draw(true);
   draw(false);
   return out;
+}
+
+/** Point rasters of recently drawn or prerendered frames under their keys, `limit` of them. A
+ * new raster is drawn into the buffer of one the cache dropped (not a fresh 1 MB allocation per
+ * switch, which also kept the garbage collector busy), except the buffer Bokeh holds (`show`):
+ * it is never written while shown. Holds `limit` rasters, one spare and the one shown. */
+export class RasterCache {
+  constructor(limit) {
+    this.made = 0;
+    this.spare = null;
+    this.shown = null;
+    this.kept = new Lru(limit, (image) => {
+      if (image !== this.shown) this.spare = image;
+    });
+  }
+
+  /** The raster kept under `key` (null: not kept), else `draw(buffer)` into a buffer of
+   * `size` pixels: the spare when it has that size, else a new one. */
+  get(key, size, draw) {
+    const make = () => {
+      this.made++;
+      const buffer = this.spare?.length === size ? this.spare : new Uint32Array(size);
+      this.spare = null;
+      return draw(buffer);
+    };
+    return key == null ? make() : this.kept.get(key, make);
+  }
+
+  /** `image` is now the one on screen; the one it replaces becomes the spare unless kept. */
+  show(image) {
+    const before = this.shown;
+    this.shown = image;
+    if (before && before !== image && ![...this.kept.map.values()].includes(before)) this.spare = before;
+  }
+
+  get size() {
+    return this.kept.size;
+  }
 }

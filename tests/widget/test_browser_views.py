@@ -277,3 +277,17 @@ def test_neighbouring_frames_are_prepared_in_idle_time_with_the_same_picture(tmp
         page.evaluate(f"{VIEW}.setPosition({position})")
         page.evaluate(NEXT_PAINT)
     assert page.evaluate(f"{VIEW}.plot.rasterStats.kept") <= 4
+
+
+def test_each_paint_starts_from_a_wholly_cleared_canvas(tmp_path, page):
+    # Bokeh's own clear runs under the layer's half-pixel offset and leaves a strip along two
+    # edges, which keeps Chromium redrawing earlier paints; the view clears the whole canvas
+    _open(page, _widget(), tmp_path)
+    corner = f"""(() => {{ const layer = {VIEW}.plot.plotView.canvas_view.primary;
+        const ctx = layer.ctx;
+        layer.undo_transform((c) => {{ c.fillStyle = "#000"; c.fillRect(0, 0, c.canvas.width, c.canvas.height); }});
+        layer.prepare();
+        const alpha = [ctx.getImageData(0, 0, 1, 1).data[3], ctx.getImageData(0, 5, 1, 1).data[3]];
+        layer.finish();
+        return alpha; }})()"""
+    assert page.evaluate(corner) == [0, 0]
