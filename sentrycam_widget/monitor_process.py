@@ -360,7 +360,7 @@ def _start_child(
 
 
 def _describe_failure(code: int, stderr: Any) -> str:
-    """How the child ended and the end of what it wrote to stderr."""
+    """How the (ended) child ended and the end of what it wrote to stderr."""
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -369,9 +369,7 @@ def _describe_failure(code: int, stderr: Any) -> str:
         how = f"the projection process was killed by signal {-code} ({name})"
     else:
         how = f"the projection process exited with code {code}"
-    fd = stderr.fileno()
-    size = os.fstat(fd).st_size
-    # pread: the child shares the file's offset, which must not move under its writes
-    tail = os.pread(fd, STDERR_TAIL, max(0, size - STDERR_TAIL)).decode(errors="replace")
-    tail = tail.strip()
+    size = stderr.seek(0, os.SEEK_END)  # the child has ended: its shared offset may move
+    stderr.seek(max(0, size - STDERR_TAIL))
+    tail = stderr.read().decode(errors="replace").strip()
     return f"{how}: {tail}" if tail else how
