@@ -22,8 +22,8 @@ spends the fit on that run's cold first frame.
 
 ``--record-only`` measures ``methods=()`` (capture and storage, no projection),
 ``--worker-share`` the worker's share of the time while training is busy (``Monitor``'s
-``worker_share``; 1 lets it run freely), ``--worker-nice`` its nice value and
-``--worker process`` the process worker
+``worker_share``; 1 lets it run freely), ``--worker-nice`` its nice value,
+``--worker process`` the process worker (with ``--worker-idle``: its child under SCHED_IDLE)
 (``Monitor(worker="process")``: a child process projects; each "on" fit starts its own child,
 whose start — imports and numba kernels from the cache — falls inside that fit).
 """
@@ -149,6 +149,7 @@ def measure(
     worker_share: float | None = None,
     worker: str = "thread",
     worker_nice: int | None = None,
+    worker_idle: bool = False,
 ) -> dict:
     data = demo.digits_data()
     train = torch.utils.data.TensorDataset(data.x_train, data.y_train)
@@ -166,6 +167,8 @@ def measure(
     options["worker"] = worker
     if worker_nice is not None:
         options["worker_nice"] = worker_nice
+    if worker_idle:
+        options["worker_idle"] = True
 
     def callback(name: str) -> TimedCallback:
         return TimedCallback(probe, run_dir=root / name, **options)
@@ -193,6 +196,7 @@ def measure(
         "worker_share": worker_share,
         "worker": worker,
         "worker_nice": worker_nice,
+        "worker_idle": worker_idle,
         "probe_points": len(data.y_probe),
         "training_threads": torch.get_num_threads(),
         "train_s_off": off,
@@ -225,6 +229,9 @@ def main() -> None:
     parser.add_argument("--worker", choices=("thread", "process"), default="thread")
     parser.add_argument("--worker-nice", type=int, default=None, help="Monitor worker_nice")
     parser.add_argument(
+        "--worker-idle", action="store_true", help="process worker under SCHED_IDLE"
+    )
+    parser.add_argument(
         "--train-threads", type=int, default=None, help="torch threads of the training loop"
     )
     parser.add_argument("--json", type=Path, default=None)
@@ -241,6 +248,7 @@ def main() -> None:
             args.worker_share,
             args.worker,
             args.worker_nice,
+            args.worker_idle,
         )
     print(json.dumps(result, indent=2))
     if args.json:
