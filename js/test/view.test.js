@@ -230,3 +230,14 @@ test("in idle time the view prepares the neighbouring frames, the scrub directio
   assert.equal(plot.calls.findLast((c) => c.name === "setPoints").key, "sentrycam|2|1");
   view.destroy();
 });
+
+test("a switch leaves text that reads the same untouched", async () => {
+  const { view, el } = await setup();
+  const badge = el.querySelector(".sc-badge").firstChild; // every frame has the same metrics
+  const epoch = el.querySelector(".sc-epoch").firstChild;
+  view.setPosition(1);
+  assert.equal(el.querySelector(".sc-badge").firstChild, badge);
+  assert.notEqual(el.querySelector(".sc-epoch").firstChild, epoch);
+  assert.equal(el.querySelector(".sc-epoch").textContent, "epoch 10 · 2/3");
+  view.destroy();
+});
