@@ -42,6 +42,7 @@ from .checks import (
     checkpoint_axes,
 )
 from .errors import InputError, WorkerError
+from .monitor_alerts import AlertCallback, deliver_alerts
 from .monitor_early import monitor_step, step_alerts
 from .monitor_inputs import check_methods, default_run_dir
 from .monitor_inputs import thumbnails as thumbnails_of
@@ -58,7 +59,7 @@ from .widget import SentryCamWidget, add_stored
 
 log = logging.getLogger("sentrycam_widget")
 
-AlertCallback = Callable[[Alert], None]
+__all__ = ["AlertCallback", "Monitor"]
 
 
 class Monitor(WidgetView):
@@ -88,7 +89,19 @@ class Monitor(WidgetView):
         ones, missing frames are backfilled, projectors resume; alerts start afresh.
     early_every, early_options
         :meth:`step` looks every ``early_every`` steps (None: never), ``EarlyWatch(**options)``.
+    worker
+        ``"thread"``: project on a background thread of this process; ``"process"``: in a child
+        process (no shared GIL; alerts come later): :mod:`sentrycam_widget.monitor_process`.
     """
+
+    def __new__(cls, *args: Any, worker: str = "thread", **kwargs: Any) -> Any:
+        if worker == "process":  # the same calls; capture here, projection in a child process
+            from .monitor_process import ProcessMonitor
+
+            return ProcessMonitor(*args, recorder=cls, **kwargs)
+        if worker != "thread":
+            raise InputError(f"worker must be 'thread' or 'process', got {worker!r}")
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -111,6 +124,7 @@ class Monitor(WidgetView):
         resume: bool = False,
         early_every: int | None = None,
         early_options: dict[str, Any] | None = None,
+        worker: str = "thread",
     ) -> None:
         self.methods = check_methods(methods)
         if int(queue_size) < 1:
@@ -457,23 +471,9 @@ class Monitor(WidgetView):
             self._deliver_alerts(raised, method)
 
     def _deliver_alerts(self, alerts: list[Alert], method: str | None = None) -> None:
-        """Log each alert once, hand it to ``on_alert`` on this thread (``method`` None: early
+        """Log, keep and pass ``alerts`` to ``on_alert`` on this thread (``method`` None: early
         alerts); a raising callback is logged with its traceback and recording goes on."""
-        for alert in alerts:
-            record = dataclasses.replace(alert, method=method)
-            self.alerts.append(record)
-            where = f"epoch {alert.epoch} ({method or 'early'})"
-            log.warning("sentrycam alert at %s: %s", where, alert.explanation)
-            if self._on_alert is not None:
-                try:
-                    self._on_alert(record)
-                except Exception as exc:
-                    log.error(
-                        "on_alert raised for the %s alert at %s; recording goes on",
-                        alert.signal,
-                        where,
-                        exc_info=exc,
-                    )
+        deliver_alerts(alerts, method, self.alerts, self._on_alert)
 
     def _status(self, drained: bool = False) -> dict[str, Any]:
         """The widget's status line; ``drained`` only once the closed worker has no work left."""

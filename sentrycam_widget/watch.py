@@ -13,6 +13,7 @@ once nothing new has landed for that many seconds).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from .filesystem import expand, has_glob, run_dir
 from .lease import DEFAULT_TTL, Lease, LeaseLostError, RunBusyError, acquire
 from .pipeline import progress_line, project_checkpoint, readable_checkpoint, resumed_projector
 from .projection.base import Projector
+from .records import Checkpoint, Frame
 from .store import RunStore
 
 Say = Callable[[str], None]
@@ -39,6 +41,7 @@ class _Follower:
     projector: Projector | None = None
     last: int | None = None
     unreadable: set[int] = field(default_factory=set)
+    annotate: Callable[[Checkpoint, Frame], None] | None = None  # e.g. attach alerts
 
     def project_new(
         self, method: str, threads: int | None, say: Say, options: dict[str, Any]
@@ -59,13 +62,23 @@ class _Follower:
                 continue
             self.lease.check()
             frame = project_checkpoint(
-                self.projector, checkpoint, self.store, annotate=self.lease.check, threads=threads
+                self.projector,
+                checkpoint,
+                self.store,
+                annotate=functools.partial(self._keep, checkpoint),
+                threads=threads,
             )
             done.add(index)
             self.last = index
             count += 1
             say(f"{self.location}: {progress_line(frame)}")
         return count
+
+    def _keep(self, checkpoint: Checkpoint, frame: Frame) -> None:
+        """Just before ``frame`` is stored: still the lease holder? then annotate it."""
+        self.lease.check()
+        if self.annotate is not None:
+            self.annotate(checkpoint, frame)
 
 
 def watch(

@@ -52,7 +52,9 @@ class SentryCamTrainerCallback(SessionCallback, TrainerCallback):
         Show the widget under the running cell when training starts (watch it live).
     **monitor_options
         Further :class:`~sentrycam_widget.monitor.Monitor` keywords (``class_names``, ...).
-        ``early_every=N`` also runs the early alerts every N optimiser steps.
+        ``early_every=N`` also runs the early alerts every N optimiser steps;
+        ``worker="process"`` projects in a child process instead of a thread of the training
+        process (no shared GIL; alerts, and so ``stop_on_alert``, come a little later).
     """
 
     def on_train_begin(

@@ -122,3 +122,33 @@ def test_a_failing_fit_keeps_its_error_and_closes_the_run(tmp_path, digits):
     assert not callback.session.started  # closed: everything captured is on disk
     info = RunStore.open(tmp_path / "run").checkpoint_info()
     assert [(i["epoch"], i["step"]) for i in info] == [(0, 4)]
+
+
+def test_process_worker_projects_the_fit_and_stop_on_alert_stops_it(tmp_path, digits):
+    """worker="process" through the callback's keywords: the child projects every checkpoint;
+    val_loss rises every epoch, so an alert (delivered once the child's frame is on disk)
+    stops the fit. A callback ahead of SentryCam's flushes at each validation, so an alert on
+    checkpoint k is known at the next epoch's decision: the fit stops after checkpoint k + 1."""
+
+    class Flush(pl.Callback):
+        def on_validation_end(self, trainer, pl_module):
+            if callback.monitor is not None:
+                callback.monitor.flush()
+
+    module = lightning_module()
+    module.validation_step = lambda *_: module.log("val_loss", float(module.current_epoch))
+    callback = SentryCamCallback(
+        probe(digits, every=12),
+        run_dir=tmp_path / "run",
+        stop_on_alert=True,
+        method_options=FAST,
+        worker="process",
+    )
+    train, val = loaders(digits, n_train=128)
+    _trainer([Flush(), callback], max_epochs=20, num_sanity_val_steps=0).fit(module, train, val)
+    first = min(a.checkpoint for a in callback.monitor.alerts)
+    assert first <= 5  # val_loss alerts from checkpoint 5 on, if nothing fired before
+    store = RunStore.open(tmp_path / "run")
+    assert [i["epoch"] for i in store.checkpoint_info()] == list(range(first + 2))
+    assert store.frame_indices("sentrycam") == list(range(first + 2))
+    assert sorted(p.data["index"] for p in callback.monitor.widget.frames) == list(range(first + 2))
