@@ -64,7 +64,7 @@ test("the slider scrubs client-side and rings appear where predictions are wrong
   assert.equal(view.position, 0);
   const points = plot.last("setPoints");
   assert.deepEqual([...points.x], [0, 1, 3]);
-  assert.deepEqual([...points.wrong], [0, 1, 0]);
+  assert.deepEqual([...points.pred].map((p, i) => p !== points.labels[i]), [false, true, false]);
   view.destroy();
 });
 
