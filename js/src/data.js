@@ -115,29 +115,6 @@ export function packPixel(r, g, b, a = 255) {
   return ((a << 24) | (b << 16) | (g << 8) | r) >>> 0;
 }
 
-/** Per-point colours (SPEC §2.6): correct points are dots in the label's colour; a
- * misclassified point is a dot in the predicted class's colour inside a ring in the label's
- * colour. `fill`/`ring` are packed pixels, `wrong` flags the ringed points. */
-export function pointStyle(labels, pred, palette) {
-  const n = labels.length;
-  const fill = new Uint32Array(n);
-  const ring = new Uint32Array(n);
-  const wrong = new Uint8Array(n);
-  const colours = classColours(palette);
-  let nWrong = 0;
-  for (let i = 0; i < n; i++) {
-    const label = labels[i];
-    const p = pred ? pred[i] : label;
-    fill[i] = colours[p];
-    ring[i] = colours[label];
-    if (p !== label) {
-      wrong[i] = 1;
-      nWrong++;
-    }
-  }
-  return { fill, ring, wrong, nWrong };
-}
-
 /** The palette's colours as packed pixels, one per class. */
 export function classColours(palette) {
   const colours = new Uint32Array(palette.length / 3);

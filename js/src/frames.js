@@ -3,9 +3,9 @@
 // a bounded window of recently shown frames, re-decoded from the synced payload on demand. So
 // memory stays flat however long the run is; the payloads themselves are the widget models'.
 
-import { backgroundPlacement, backgroundRGBA, backgroundTable, decodeArray, decodeCheckpoint, decodeFrame, pointStyle } from "./data.js";
+import { backgroundPlacement, backgroundRGBA, backgroundTable, classColours, decodeArray, decodeCheckpoint, decodeFrame } from "./data.js";
 
-/** Decoded frames (and checkpoint colourings) kept at once. */
+/** Decoded frames kept at once. */
 export const DEFAULT_WINDOW = 24;
 
 /** A Map that keeps its `limit` most recently used entries, handing each one it drops to
@@ -60,7 +60,7 @@ export class FrameStore {
     this.checkpoints = []; // checkpoint metadata sorted by index
     this.byMethod = new Map(); // method -> Map(index -> frame meta)
     this.decoded = new Lru(window);
-    this.styles = new Lru(window);
+    this.colours = classColours(probe.palette);
     this.backgroundColours = backgroundTable(probe.palette);
   }
 
@@ -109,9 +109,10 @@ export class FrameStore {
     });
   }
 
-  /** Point colours of a checkpoint (its predictions against the labels). */
+  /** How a checkpoint's points are coloured: its predictions against the labels, in the
+   * palette's colours (nothing is worked out per point until they are drawn). */
   style(checkpoint) {
-    return this.styles.get(checkpoint, () => pointStyle(this.probe.labels, checkpoint.pred, this.probe.palette));
+    return { labels: this.probe.labels, pred: checkpoint.pred, colours: this.colours };
   }
 
   /** Paths of `points` through every frame of `method` in checkpoint order, read straight from

@@ -57,16 +57,18 @@ let lastAt = new Int32Array(0);
 
 /** Draw the points into a transparent RGBA raster (`out`, uint32 [height * width], row 0 at
  * the bottom like a Bokeh image) covering `ranges` = [x0, x1, y0, y1], markers scaled by
- * `scale` (device pixels per CSS pixel). Points whose coordinates are not finite are skipped,
- * so are points with `visible[i] === 0`; points with `faded[i] === 1` are drawn pale first, so
- * the others lie on top.
+ * `scale` (device pixels per CSS pixel). Colours (SPEC §2.6): a point is a dot in its
+ * predicted class's colour (`pred`, null: every point is right), and a misclassified one sits in
+ * a ring in its label's colour (`labels`); `colours` holds each class's packed pixel. Points
+ * whose coordinates are not finite are skipped, so are points with `visible[i] === 0`; points
+ * with `faded[i] === 1` are drawn pale first, so the others lie on top.
  *
  * A point that a later-drawn point on the same centre pixel covers entirely (a dot under any
  * marker, a ring under a ring) is not drawn at all: every pixel it would write is written again
  * afterwards, so the picture is the same. Dense frames repeat centres a lot (about half of
  * 50,000 clustered points on a 520² plot). */
 export function rasterizePoints(points, ranges, width, height, out, scale = 1) {
-  const { x, y, fill, ring, wrong, visible = null, faded = null } = points;
+  const { x, y, labels, pred = null, colours, visible = null, faded = null } = points;
   const { dot, ring: outer } = markers(scale);
   const margin = outer.reach;
   const [x0, x1, y0, y1] = ranges;
@@ -93,15 +95,19 @@ export function rasterizePoints(points, ranges, width, height, out, scale = 1) {
   claim(false);
   out.fill(0);
   const draw = (pale) => {
+    const paint = pale ? colours.map(fadePixel) : colours;
     for (let i = 0; i < n; i++) {
       const cell = cells[i];
       if (cell < 0 || (faded !== null && faded[i] === 1) !== pale) continue;
+      const label = labels[i];
+      const p = pred === null ? label : pred[i];
       const j = last[cell];
-      if (j !== i && (wrong[j] || !wrong[i])) continue; // covered by point j, drawn later
+      // covered by point j, drawn later: a dot under anything, a ring under a ring
+      if (j !== i && (p === label || pred[j] !== labels[j])) continue;
       const col = (cell % stride) - margin;
-      const row = ((cell - col - margin) / stride) - margin;
-      if (wrong[i]) fillDisc(out, width, height, col, row, outer, pale ? fadePixel(ring[i]) : ring[i]);
-      fillDisc(out, width, height, col, row, dot, pale ? fadePixel(fill[i]) : fill[i]);
+      const row = (cell - col - margin) / stride - margin;
+      if (p !== label) fillDisc(out, width, height, col, row, outer, paint[label]);
+      fillDisc(out, width, height, col, row, dot, paint[p]);
     }
   };
   if (faded !== null) draw(true);

@@ -4,7 +4,7 @@
 // moves the scrubber. Positions line up with the slider's: checkpoint k of n sits at k/(n-1).
 
 import { alertText } from "./data.js";
-import { h, SVG } from "./dom.js";
+import { h, setText, SVG } from "./dom.js";
 
 const HEIGHT = 56;
 const NAMES = {
@@ -142,7 +142,7 @@ export function createTimeline(onPick) {
     const at = (values) => fmt(values[position]);
     const parts = chosen == null ? [] : [`${scalarLabel(chosen)} ${at(series.scalar)}`];
     parts.push(`T(15) ${at(series.trust)}`, `PPR ${at(series.ppr)}`);
-    readout.textContent = series.n ? parts.join(" · ") : "";
+    setText(readout, series.n ? parts.join(" · ") : "");
   }
 
   return {

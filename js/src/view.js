@@ -4,7 +4,7 @@
 // the kernel is busy training, in a saved notebook and in an exported HTML file.
 
 import { badgeText, checkpointLabel, decodeProbe, frameRanges, methodLabel, nearestPoint, statusText } from "./data.js";
-import { h } from "./dom.js";
+import { h, setText } from "./dom.js";
 import { FrameStore } from "./frames.js";
 import { createLegend } from "./legend.js";
 import { createSelector, pointsInPolygon } from "./selection.js";
@@ -188,15 +188,15 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
     const frame = drawn?.frame;
     const label = methodLabel(state.method);
     const n = store.checkpoints.length;
-    epochLabel.textContent = checkpoint ? `${checkpointLabel(checkpoint)} · ${state.position + 1}/${n}` : "no checkpoint yet";
+    setText(epochLabel, checkpoint ? `${checkpointLabel(checkpoint)} · ${state.position + 1}/${n}` : "no checkpoint yet");
     const notes = [];
     if (model.get("inverse")[state.method] === false) notes.push(`no background: ${label} has no inverse mapping`);
     if (!frame || !checkpoint) {
       plot.clearPoints();
       plot.setBackground(null);
       plot.setTrajectories(null);
-      badge.textContent = "";
-      overlay.textContent = checkpoint ? `${label}: pending for ${checkpointLabel(checkpoint)}` : "waiting for the first checkpoint";
+      setText(badge, "");
+      setText(overlay, checkpoint ? `${label}: pending for ${checkpointLabel(checkpoint)}` : "waiting for the first checkpoint");
       overlay.style.display = "";
     } else {
       overlay.style.display = "none";
@@ -207,9 +207,9 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
       plot.setBackground(frame.background?.rgba ?? null);
       plot.setPoints(drawn.style, drawn.key);
       plot.setTrajectories(trajectories());
-      badge.textContent = badgeText(frame.metrics);
+      setText(badge, badgeText(frame.metrics));
     }
-    note.textContent = notes.join(" · ");
+    setText(note, notes.join(" · "));
     renderMethodBar();
     renderTimeline();
     api.lastSwitchMs = performance.now() - t0;

@@ -6,12 +6,12 @@ import {
   backgroundRGBA,
   badgeText,
   checkpointLabel,
+  classColours,
   decodeCheckpoint,
   decodeFrame,
   frameRanges,
   nearestPoint,
   packPixel,
-  pointStyle,
   rint,
   statusText,
   typedView,
@@ -37,28 +37,24 @@ test("decodeFrame splits interleaved coordinates into x and y columns", () => {
   assert.deepEqual(frame.background.classes.shape, [2, 2]);
 });
 
-test("misclassified points get the predicted colour inside a ring of the label colour", () => {
-  const style = pointStyle(new Uint16Array([0, 1, 2]), new Uint16Array([0, 2, 2]), PALETTE);
-  assert.equal(style.nWrong, 1);
-  assert.equal(style.fill[1], packPixel(0, 0, 255)); // predicted class 2 = blue dot
-  assert.equal(style.ring[1], packPixel(0, 255, 0)); // label 1 = green ring
-  assert.deepEqual([...style.wrong], [0, 1, 0]);
-  assert.equal(style.fill[0], packPixel(255, 0, 0));
+test("each class's colour is one packed pixel", () => {
+  assert.deepEqual([...classColours(PALETTE)], [packPixel(255, 0, 0), packPixel(0, 255, 0), packPixel(0, 0, 255)]);
 });
 
 test("points are rasterised as dots, rings around misclassified ones, row 0 at the bottom", () => {
-  const style = pointStyle(new Uint16Array([0, 1]), new Uint16Array([0, 2]), PALETTE);
-  const points = { x: new Float32Array([2.5, 7.5]), y: new Float32Array([2.5, 7.5]), ...style };
+  const [red, green, blue] = classColours(PALETTE);
+  const look = { labels: new Uint16Array([0, 1]), pred: new Uint16Array([0, 2]), colours: classColours(PALETTE) };
+  const points = { x: new Float32Array([2.5, 7.5]), y: new Float32Array([2.5, 7.5]), ...look };
   const out = rasterizePoints(points, [0, 10, 0, 10], 20, 20, new Uint32Array(400));
   const at = (col, row) => out[row * 20 + col];
-  assert.equal(at(5, 5), style.fill[0]); // point 0 at pixel (5, 5)
+  assert.equal(at(5, 5), red); // point 0 at pixel (5, 5)
   assert.equal(at(5, 15), 0); // nothing above it
-  assert.equal(at(15, 15), style.fill[1]); // point 1's dot in the predicted colour
-  assert.equal(at(19, 15), style.ring[1]); // ring (radius 4) in the label colour
+  assert.equal(at(15, 15), blue); // point 1's dot in the predicted colour (class 2)
+  assert.equal(at(19, 15), green); // ring (radius 4) in the label colour (class 1)
   assert.equal(at(9, 5), 0); // point 0 is correct: no ring
   assert.equal(new Uint8Array(out.buffer)[4 * (5 * 20 + 5)], 255); // byte order R, G, B, A
   const hiDpi = rasterizePoints(points, [0, 10, 0, 10], 40, 40, new Uint32Array(1600), 2);
-  assert.equal(hiDpi[10 * 40 + 16], style.fill[0]); // dot radius doubles with the pixel ratio
+  assert.equal(hiDpi[10 * 40 + 16], red); // dot radius doubles with the pixel ratio
   assert.equal(out[5 * 20 + 11], 0);
 });
 
@@ -102,21 +98,23 @@ test("NaN/inf coordinates are counted, left out of the bounds and never drawn", 
   const frame = decodeFrame(framePayload("m", 0, [0, 1, NaN, 2, 4, -1, Infinity, 0]));
   assert.equal(frame.missing, 2);
   assert.deepEqual(frame.bounds, [0, 4, -1, 1]);
-  const style = pointStyle(new Uint16Array([0, 1, 2, 0]), null, PALETTE);
-  const out = rasterizePoints({ x, y, ...style }, [-1, 5, -2, 3], 30, 25, new Uint32Array(750));
+  const colours = classColours(PALETTE);
+  const look = { labels: new Uint16Array([0, 1, 2, 0]), pred: null, colours };
+  const out = rasterizePoints({ x, y, ...look }, [-1, 5, -2, 3], 30, 25, new Uint32Array(750));
   const drawn = new Set(out.filter((p) => p !== 0));
-  assert.deepEqual([...drawn].sort(), [style.fill[0], style.fill[2]].sort());
+  assert.deepEqual([...drawn].sort(), [colours[0], colours[2]].sort());
 });
 
 test("hidden points are not drawn; faded ones are drawn pale under the others", () => {
-  const style = pointStyle(new Uint16Array([0, 1]), null, PALETTE);
-  const points = { x: new Float32Array([2.5, 7.5]), y: new Float32Array([2.5, 7.5]), ...style };
+  const [red, green] = classColours(PALETTE);
+  const look = { labels: new Uint16Array([0, 1]), pred: null, colours: classColours(PALETTE) };
+  const points = { x: new Float32Array([2.5, 7.5]), y: new Float32Array([2.5, 7.5]), ...look };
   const hidden = rasterizePoints({ ...points, visible: new Uint8Array([1, 0]) }, [0, 10, 0, 10], 20, 20, new Uint32Array(400));
-  assert.equal(hidden[5 * 20 + 5], style.fill[0]);
+  assert.equal(hidden[5 * 20 + 5], red);
   assert.equal(hidden[15 * 20 + 15], 0);
   const pale = rasterizePoints({ ...points, faded: new Uint8Array([1, 0]) }, [0, 10, 0, 10], 20, 20, new Uint32Array(400));
-  assert.equal(pale[5 * 20 + 5], fadePixel(style.fill[0]));
-  assert.equal(pale[15 * 20 + 15], style.fill[1]);
+  assert.equal(pale[5 * 20 + 5], fadePixel(red));
+  assert.equal(pale[15 * 20 + 15], green);
   assert.equal(fadePixel(packPixel(255, 0, 0)), packPixel(255, 191, 191));
 });
 
@@ -150,7 +148,7 @@ test("a checkpoint is labelled by its epoch, and by its step when one was record
 
 test("the row-run rasteriser paints exactly the pixels within each marker's radius, clipped at the edges", () => {
   // reference: every pixel whose centre offset lies within the radius, later points on top
-  const reference = (x, y, style, ranges, width, height, scale) => {
+  const reference = (x, y, look, ranges, width, height, scale) => {
     const out = new Uint32Array(width * height);
     const [x0, x1, y0, y1] = ranges;
     const paint = (col, row, radius, pixel) => {
@@ -160,8 +158,9 @@ test("the row-run rasteriser paints exactly the pixels within each marker's radi
     for (let i = 0; i < x.length; i++) {
       const col = Math.floor(((x[i] - x0) * width) / (x1 - x0));
       const row = Math.floor(((y[i] - y0) * height) / (y1 - y0));
-      if (style.wrong[i]) paint(col, row, 5.3 * scale, style.ring[i]);
-      paint(col, row, 3.3 * scale, style.fill[i]);
+      const [label, p] = [look.labels[i], look.pred[i]];
+      if (p !== label) paint(col, row, 5.3 * scale, look.colours[label]);
+      paint(col, row, 3.3 * scale, look.colours[p]);
     }
     return out;
   };
@@ -171,9 +170,9 @@ test("the row-run rasteriser paints exactly the pixels within each marker's radi
   const x = Float32Array.from({ length: n }, random);
   const y = Float32Array.from({ length: n }, random);
   const labels = Uint16Array.from({ length: n }, (_, i) => i % 3);
-  const style = pointStyle(labels, labels.map((l, i) => (i % 4 === 0 ? (l + 1) % 3 : l)), PALETTE);
+  const look = { labels, pred: labels.map((l, i) => (i % 4 === 0 ? (l + 1) % 3 : l)), colours: classColours(PALETTE) };
   for (const [width, height, scale] of [[31, 23, 1], [40, 40, 2], [17, 29, 1.5]]) {
-    const got = rasterizePoints({ x, y, ...style }, [0, 1, 0, 1], width, height, new Uint32Array(width * height), scale);
-    assert.deepEqual([...got], [...reference(x, y, style, [0, 1, 0, 1], width, height, scale)], `${width}x${height}@${scale}`);
+    const got = rasterizePoints({ x, y, ...look }, [0, 1, 0, 1], width, height, new Uint32Array(width * height), scale);
+    assert.deepEqual([...got], [...reference(x, y, look, [0, 1, 0, 1], width, height, scale)], `${width}x${height}@${scale}`);
   }
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { pointStyle } from "../src/data.js";
+import { classColours } from "../src/data.js";
 import { Lru } from "../src/frames.js";
 import { RasterCache, rasterizePoints } from "../src/raster.js";
 import { PALETTE } from "./fake_model.js";
@@ -17,7 +17,7 @@ function denseFrame(n, spots) {
   const y = Float32Array.from(at, (s) => cy[s]);
   const labels = Uint16Array.from({ length: n }, (_, i) => i % 3);
   const pred = labels.map((l, i) => (i % 3 === 0 ? (l + 1) % 3 : l));
-  return { x, y, ...pointStyle(labels, pred, PALETTE) };
+  return { x, y, labels, pred, colours: classColours(PALETTE) };
 }
 
 /** Every point drawn in full, later points on top: the picture the rasteriser must give. */
@@ -35,8 +35,9 @@ function paintAll(points, ranges, width, height) {
     const col = Math.floor(((points.x[i] - x0) * width) / (x1 - x0));
     const row = Math.floor(((points.y[i] - y0) * height) / (y1 - y0));
     const pale = (p) => (points.faded?.[i] ? fade(p) : p);
-    if (points.wrong[i]) disc(col, row, 5.3, pale(points.ring[i]));
-    disc(col, row, 3.3, pale(points.fill[i]));
+    const [label, p] = [points.labels[i], points.pred[i]];
+    if (p !== label) disc(col, row, 5.3, pale(points.colours[label]));
+    disc(col, row, 3.3, pale(points.colours[p]));
   }
   return out;
 }

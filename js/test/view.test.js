@@ -64,7 +64,7 @@ test("the slider scrubs client-side and rings appear where predictions are wrong
   assert.equal(view.position, 0);
   const points = plot.last("setPoints");
   assert.deepEqual([...points.x], [0, 1, 3]);
-  assert.deepEqual([...points.wrong], [0, 1, 0]);
+  assert.deepEqual([...points.pred].map((p, i) => p !== points.labels[i]), [false, true, false]);
   view.destroy();
 });
 
@@ -228,5 +228,16 @@ test("in idle time the view prepares the neighbouring frames, the scrub directio
   await idle(2);
   assert.deepEqual(prerendered(), ["sentrycam|3|1", "sentrycam|1|1"]);
   assert.equal(plot.calls.findLast((c) => c.name === "setPoints").key, "sentrycam|2|1");
+  view.destroy();
+});
+
+test("a switch leaves text that reads the same untouched", async () => {
+  const { view, el } = await setup();
+  const badge = el.querySelector(".sc-badge").firstChild; // every frame has the same metrics
+  const epoch = el.querySelector(".sc-epoch").firstChild;
+  view.setPosition(1);
+  assert.equal(el.querySelector(".sc-badge").firstChild, badge);
+  assert.notEqual(el.querySelector(".sc-epoch").firstChild, epoch);
+  assert.equal(el.querySelector(".sc-epoch").textContent, "epoch 10 · 2/3");
   view.destroy();
 });
