@@ -20,9 +20,12 @@ spends the fit on that run's cold first frame.
 
     python benchmarks/lightning_training_slowdown.py --rounds 7 --epochs 10 --continued
 
-``--record-only`` measures ``methods=()`` (capture and storage, no projection) and
+``--record-only`` measures ``methods=()`` (capture and storage, no projection),
 ``--worker-share`` the worker's share of the time while training is busy (``Monitor``'s
-``worker_share``; 1 lets it run freely).
+``worker_share``; 1 lets it run freely), ``--worker-nice`` its nice value,
+``--worker process`` the process worker (with ``--worker-idle``: its child under SCHED_IDLE)
+(``Monitor(worker="process")``: a child process projects; each "on" fit starts its own child,
+whose start — imports and numba kernels from the cache — falls inside that fit).
 """
 
 from __future__ import annotations
@@ -144,6 +147,9 @@ def measure(
     continued: bool,
     record_only: bool = False,
     worker_share: float | None = None,
+    worker: str = "thread",
+    worker_nice: int | None = None,
+    worker_idle: bool = False,
 ) -> dict:
     data = demo.digits_data()
     train = torch.utils.data.TensorDataset(data.x_train, data.y_train)
@@ -158,6 +164,11 @@ def measure(
     options: dict = {"methods": ()} if record_only else {"images": data.thumbnails}
     if worker_share is not None:
         options["worker_share"] = worker_share
+    options["worker"] = worker
+    if worker_nice is not None:
+        options["worker_nice"] = worker_nice
+    if worker_idle:
+        options["worker_idle"] = True
 
     def callback(name: str) -> TimedCallback:
         return TimedCallback(probe, run_dir=root / name, **options)
@@ -183,6 +194,9 @@ def measure(
         "continued_run": continued,
         "record_only": record_only,
         "worker_share": worker_share,
+        "worker": worker,
+        "worker_nice": worker_nice,
+        "worker_idle": worker_idle,
         "probe_points": len(data.y_probe),
         "training_threads": torch.get_num_threads(),
         "train_s_off": off,
@@ -212,6 +226,11 @@ def main() -> None:
     )
     parser.add_argument("--record-only", action="store_true", help="methods=(): no projection")
     parser.add_argument("--worker-share", type=float, default=None, help="Monitor worker_share")
+    parser.add_argument("--worker", choices=("thread", "process"), default="thread")
+    parser.add_argument("--worker-nice", type=int, default=None, help="Monitor worker_nice")
+    parser.add_argument(
+        "--worker-idle", action="store_true", help="process worker under SCHED_IDLE"
+    )
     parser.add_argument(
         "--train-threads", type=int, default=None, help="torch threads of the training loop"
     )
@@ -221,7 +240,15 @@ def main() -> None:
         torch.set_num_threads(args.train_threads)
     with tempfile.TemporaryDirectory() as tmp:
         result = measure(
-            args.rounds, args.epochs, Path(tmp), args.continued, args.record_only, args.worker_share
+            args.rounds,
+            args.epochs,
+            Path(tmp),
+            args.continued,
+            args.record_only,
+            args.worker_share,
+            args.worker,
+            args.worker_nice,
+            args.worker_idle,
         )
     print(json.dumps(result, indent=2))
     if args.json:

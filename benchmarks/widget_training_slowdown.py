@@ -13,7 +13,9 @@ shared with other jobs shows as spread across rounds rather than as a bias.
     python benchmarks/widget_training_slowdown.py --rounds 7 --epochs 20 --nice 10 --json out.json
 
 ``--worker-share`` sets the worker's share of the time while training is busy (``Monitor``'s
-``worker_share``; 1 lets it run freely).
+``worker_share``; 1 lets it run freely); ``--worker process`` projects in a child process
+(``Monitor(worker="process")``) instead of the worker thread, with ``--worker-idle`` under
+SCHED_IDLE.
 
 A digits epoch takes ~0.04 s, so blocks of 20 epochs keep the worker busy for the whole "on"
 block (the worst case: a real model's epochs are longer than a projection) and 7 rounds make
@@ -57,12 +59,22 @@ def _train_block(
 
 
 def measure(
-    rounds: int, epochs: int, nice: int, run_dir: Path, worker_share: float | None = None
+    rounds: int,
+    epochs: int,
+    nice: int,
+    run_dir: Path,
+    worker_share: float | None = None,
+    worker: str = "thread",
+    worker_idle: bool = False,
 ) -> dict:
     data = demo.digits_data()
     model = demo.make_model(0, demo.DigitsCNN)
     optimizer = demo.make_optimizer(model)
-    options = {} if worker_share is None else {"worker_share": worker_share}
+    options: dict = {"worker": worker}
+    if worker_idle:
+        options["worker_idle"] = True
+    if worker_share is not None:
+        options["worker_share"] = worker_share
     probe = (data.x_probe, data.y_probe)
     mon = Monitor(model, probe=probe, run_dir=run_dir, worker_nice=nice, **options)
     mon.checkpoint(-1)
@@ -88,6 +100,8 @@ def measure(
         "epochs_per_block": epochs,
         "worker_nice": nice,
         "worker_share": worker_share,
+        "worker": worker,
+        "worker_idle": worker_idle,
         "training_threads": torch.get_num_threads(),
         "train_s_off": off,
         "train_s_on": on,
@@ -108,6 +122,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20, help="epochs per block")
     parser.add_argument("--nice", type=int, default=10, help="worker nice increment")
     parser.add_argument("--worker-share", type=float, default=None, help="Monitor worker_share")
+    parser.add_argument("--worker", choices=("thread", "process"), default="thread")
+    parser.add_argument(
+        "--worker-idle", action="store_true", help="process worker under SCHED_IDLE"
+    )
     parser.add_argument(
         "--train-threads", type=int, default=None, help="torch threads of the training loop"
     )
@@ -117,7 +135,15 @@ def main() -> None:
         torch.set_num_threads(args.train_threads)
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        result = measure(args.rounds, args.epochs, args.nice, run, args.worker_share)
+        result = measure(
+            args.rounds,
+            args.epochs,
+            args.nice,
+            run,
+            args.worker_share,
+            args.worker,
+            args.worker_idle,
+        )
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

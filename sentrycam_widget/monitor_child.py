@@ -3,8 +3,9 @@
 :class:`~sentrycam_widget.monitor_process.ProcessMonitor` starts
 ``python -m sentrycam_widget.monitor_child RUN --methods JSON ...`` with ``subprocess`` (a fresh
 interpreter, never a fork of a process that runs torch threads). The child first lowers the
-priority of each of its threads by ``--nice`` (before torch or numba start threads of their
-own; later threads inherit it), caps torch's and numba's threads at ``--threads``, takes the
+priority of each of its threads by ``--nice``, or with ``--idle`` puts them under Linux's
+``SCHED_IDLE`` policy (before torch or numba start threads of their own; later threads inherit
+it), caps torch's and numba's threads at ``--threads``, takes the
 run's lease for each method and then, as ``watch`` does (:mod:`sentrycam_widget.watch`, the same
 follower), projects every stored checkpoint that has no frame yet, in order, continuing its
 projectors (resumed from the stored frames when the run already has some). One
@@ -35,7 +36,7 @@ POLL_SECONDS = 0.25
 def main(argv: list[str] | None = None) -> int:
     """Run the child (see the module doc); returns the exit code."""
     args = _parser().parse_args(argv)
-    lower_every_thread(args.nice)
+    lower_every_thread(args.nice, idle=args.idle)
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stdout carries only the protocol; stray prints land on stderr
     requests = _Requests(sys.stdin)
@@ -75,10 +76,11 @@ def main(argv: list[str] | None = None) -> int:
             follower.lease.release()
 
 
-def lower_every_thread(nice: int) -> None:
+def lower_every_thread(nice: int, *, idle: bool = False) -> None:
     """Raise the nice value of each thread of this process by ``nice`` (Linux: per thread;
-    threads started later inherit their starter's value)."""
-    if nice <= 0 or not hasattr(os, "setpriority"):
+    threads started later inherit their starter's value); with ``idle``, put each under
+    ``SCHED_IDLE`` instead (a core only when no other thread wants it)."""
+    if (nice <= 0 and not idle) or not hasattr(os, "setpriority"):
         return
     try:
         threads = [int(tid) for tid in os.listdir("/proc/self/task")]
@@ -86,9 +88,12 @@ def lower_every_thread(nice: int) -> None:
         threads = [0]
     for tid in threads:
         try:
-            current = os.getpriority(os.PRIO_PROCESS, tid)
-            os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))
-        except OSError as exc:
+            if idle:
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            else:
+                current = os.getpriority(os.PRIO_PROCESS, tid)
+                os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))
+        except (OSError, AttributeError) as exc:  # AttributeError: no SCHED_IDLE here
             print(f"could not lower the priority of thread {tid}: {exc}", file=sys.stderr)
 
 
@@ -174,6 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", required=True, help='JSON: {"method": {options}, ...}')
     parser.add_argument("--threads", type=int, default=1, help="torch and numba threads")
     parser.add_argument("--nice", type=int, default=10, help="added to each thread's nice value")
+    parser.add_argument("--idle", action="store_true", help="SCHED_IDLE instead of --nice")
     parser.add_argument("--first", type=int, default=0, help="first checkpoint of this session")
     parser.add_argument(
         "--early-after", type=int, default=None, help="attach early alerts after this step"

@@ -85,6 +85,10 @@ class ProcessMonitor(WidgetView):
         go to the child as JSON.
     worker_threads, worker_nice
         The child's torch and numba threads, and the nice value added to each of its threads.
+    worker_idle
+        Run the child's threads under Linux's ``SCHED_IDLE`` policy instead of ``worker_nice``:
+        they get a core only when no other thread wants it, so training never waits for them,
+        and projection stalls while training keeps every core busy.
     worker_share
         Must stay 1: pacing is for the worker thread (the child's nice value does its part).
     interval
@@ -114,6 +118,7 @@ class ProcessMonitor(WidgetView):
         resume: bool = False,
         early_every: int | None = None,
         early_options: dict[str, Any] | None = None,
+        worker_idle: bool = False,
         interval: float = 0.25,
         recorder: type[Monitor],
     ) -> None:
@@ -162,7 +167,7 @@ class ProcessMonitor(WidgetView):
         self._child = _start_child(
             self._location(),
             options,
-            (int(worker_threads), int(worker_nice)),
+            (int(worker_threads), int(worker_nice), bool(worker_idle)),
             (self._first, early_after),
             self._stderr,
         )
@@ -339,18 +344,21 @@ def _child_options(
 def _start_child(
     location: str,
     options: dict[str, dict[str, Any]],
-    worker: tuple[int, int],
+    worker: tuple[int, int, bool],
     session: tuple[int, int | None],
     stderr: Any,
 ) -> subprocess.Popen[bytes]:
     """``sys.executable -m sentrycam_widget.monitor_child``, with this package on its path;
-    ``worker`` is (threads, nice), ``session`` (first checkpoint, early alerts after step)."""
-    (threads, nice), (first, early_after) = worker, session
+    ``worker`` is (threads, nice, idle), ``session`` (first checkpoint, early alerts after
+    step)."""
+    (threads, nice, idle), (first, early_after) = worker, session
     command = [sys.executable, "-m", "sentrycam_widget.monitor_child", location]
     command += ["--methods", json.dumps(options), "--threads", str(threads)]
     command += ["--nice", str(nice), "--first", str(first)]
     if early_after is not None:
         command += ["--early-after", str(early_after)]
+    if idle:
+        command.append("--idle")
     env = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, str(threads))}
     package_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -360,7 +368,7 @@ def _start_child(
 
 
 def _describe_failure(code: int, stderr: Any) -> str:
-    """How the child ended and the end of what it wrote to stderr."""
+    """How the (ended) child ended and the end of what it wrote to stderr."""
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -369,9 +377,7 @@ def _describe_failure(code: int, stderr: Any) -> str:
         how = f"the projection process was killed by signal {-code} ({name})"
     else:
         how = f"the projection process exited with code {code}"
-    fd = stderr.fileno()
-    size = os.fstat(fd).st_size
-    # pread: the child shares the file's offset, which must not move under its writes
-    tail = os.pread(fd, STDERR_TAIL, max(0, size - STDERR_TAIL)).decode(errors="replace")
-    tail = tail.strip()
+    size = stderr.seek(0, os.SEEK_END)  # the child has ended: its shared offset may move
+    stderr.seek(max(0, size - STDERR_TAIL))
+    tail = stderr.read().decode(errors="replace").strip()
     return f"{how}: {tail}" if tail else how

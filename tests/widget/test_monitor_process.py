@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -155,3 +157,26 @@ def test_process_worker_arguments_fail_fast(tmp_path):
             method_options={"sentrycam": {"bogus": 1}},
         )
     assert not any((tmp_path / name).exists() for name in "abcd")
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
+def test_the_child_lowers_every_thread_and_later_threads_inherit_it():
+    """What the child does first (worker_nice / worker_idle), run in a throwaway interpreter."""
+    script = (
+        "import os, threading\n"
+        "from sentrycam_widget.monitor_child import lower_every_thread\n"
+        "before = threading.Thread(target=threading.Event().wait, daemon=True)\n"
+        "before.start()\n"
+        "lower_every_thread(0, idle=True)\n"
+        "seen = []\n"
+        "later = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))\n"
+        "later.start(); later.join()\n"
+        "print(os.sched_getscheduler(before.native_id), seen[0], os.SCHED_IDLE)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    policies = out.stdout.split()
+    assert out.returncode == 0 and len(set(policies)) == 1, out.stderr
+    script = "import os\nfrom sentrycam_widget.monitor_child import lower_every_thread\n"
+    script += "start = os.nice(0)\nlower_every_thread(10)\nprint(os.nice(0) - start)\n"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.stdout.split() == [str(min(10, 19 - os.nice(0)))], out.stderr
