@@ -150,6 +150,7 @@ def measure(
     worker: str = "thread",
     worker_nice: int | None = None,
     worker_idle: bool = False,
+    feed_interval: float | None = None,
 ) -> dict:
     data = demo.digits_data()
     train = torch.utils.data.TensorDataset(data.x_train, data.y_train)
@@ -169,6 +170,8 @@ def measure(
         options["worker_nice"] = worker_nice
     if worker_idle:
         options["worker_idle"] = True
+    if feed_interval is not None:
+        options["interval"] = feed_interval
 
     def callback(name: str) -> TimedCallback:
         return TimedCallback(probe, run_dir=root / name, **options)
@@ -197,6 +200,7 @@ def measure(
         "worker": worker,
         "worker_nice": worker_nice,
         "worker_idle": worker_idle,
+        "feed_interval": feed_interval,
         "probe_points": len(data.y_probe),
         "training_threads": torch.get_num_threads(),
         "train_s_off": off,
@@ -232,6 +236,9 @@ def main() -> None:
         "--worker-idle", action="store_true", help="process worker under SCHED_IDLE"
     )
     parser.add_argument(
+        "--feed-interval", type=float, default=None, help="process worker: seconds between looks"
+    )
+    parser.add_argument(
         "--train-threads", type=int, default=None, help="torch threads of the training loop"
     )
     parser.add_argument("--json", type=Path, default=None)
@@ -249,6 +256,7 @@ def main() -> None:
             args.worker,
             args.worker_nice,
             args.worker_idle,
+            args.feed_interval,
         )
     print(json.dumps(result, indent=2))
     if args.json:

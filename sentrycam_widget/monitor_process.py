@@ -92,7 +92,8 @@ class ProcessMonitor(WidgetView):
     worker_share
         Must stay 1: pacing is for the worker thread (the child's nice value does its part).
     interval
-        Seconds between the kernel's looks at the run for new frames.
+        Seconds between the kernel's looks at the run for new frames (each look reads the new
+        checkpoints back for the widget; README, "The Lightning callback").
     recorder
         The :class:`~sentrycam_widget.monitor.Monitor` class, which records (``methods=()``).
     """
@@ -119,7 +120,7 @@ class ProcessMonitor(WidgetView):
         early_every: int | None = None,
         early_options: dict[str, Any] | None = None,
         worker_idle: bool = False,
-        interval: float = 0.25,
+        interval: float = 1.0,
         recorder: type[Monitor],
     ) -> None:
         self.methods = check_methods(methods)
