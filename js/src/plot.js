@@ -160,7 +160,7 @@ export async function createBokehPlot(container, item, Bokeh) {
   yRange.connect(yRange.change, rangeChanged);
   return {
     plotView,
-    /** Draw `style` (x, y, colours, visible, faded); `key` names the point set and its look
+    /** Draw `style` (xy, labels, predictions, colours, visible, faded); `key` names the point set and its look
      * so its raster is reused (see prerender). */
     setPoints(style, key = null) {
       current = style;

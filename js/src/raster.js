@@ -55,8 +55,8 @@ function fillDisc(out, width, height, col, row, { reach, halfWidths }, pixel) {
 let cellOf = new Int32Array(0);
 let lastAt = new Int32Array(0);
 
-/** Draw the points into a transparent RGBA raster (`out`, uint32 [height * width], row 0 at
- * the bottom like a Bokeh image) covering `ranges` = [x0, x1, y0, y1], markers scaled by
+/** Draw the points (`xy`, interleaved) into a transparent RGBA raster (`out`, uint32
+ * [height * width], row 0 at the bottom like a Bokeh image) covering `ranges` = [x0, x1, y0, y1], markers scaled by
  * `scale` (device pixels per CSS pixel). Colours (SPEC §2.6): a point is a dot in its
  * predicted class's colour (`pred`, null: every point is right), and a misclassified one sits in
  * a ring in its label's colour (`labels`); `colours` holds each class's packed pixel. Points
@@ -68,21 +68,21 @@ let lastAt = new Int32Array(0);
  * afterwards, so the picture is the same. Dense frames repeat centres a lot (about half of
  * 50,000 clustered points on a 520² plot). */
 export function rasterizePoints(points, ranges, width, height, out, scale = 1) {
-  const { x, y, labels, pred = null, colours, visible = null, faded = null } = points;
+  const { xy, labels, pred = null, colours, visible = null, faded = null } = points;
   const { dot, ring: outer } = markers(scale);
   const margin = outer.reach;
   const [x0, x1, y0, y1] = ranges;
   const sx = width / (x1 - x0);
   const sy = height / (y1 - y0);
-  const n = x.length;
+  const n = xy.length / 2;
   const stride = width + 2 * margin + 1;
   if (cellOf.length < n) cellOf = new Int32Array(n);
   if (lastAt.length < stride * (height + 2 * margin + 1)) lastAt = new Int32Array(stride * (height + 2 * margin + 1));
   const cells = cellOf;
   const last = lastAt;
   for (let i = 0; i < n; i++) {
-    const col = Math.floor((x[i] - x0) * sx);
-    const row = Math.floor((y[i] - y0) * sy);
+    const col = Math.floor((xy[2 * i] - x0) * sx);
+    const row = Math.floor((xy[2 * i + 1] - y0) * sy);
     // written so that NaN and ±inf coordinates fail the test and are skipped
     const drawn = (visible === null || visible[i]) && col >= -margin && col <= width + margin && row >= -margin && row <= height + margin;
     cells[i] = drawn ? (row + margin) * stride + col + margin : -1;

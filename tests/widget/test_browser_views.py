@@ -168,7 +168,7 @@ def test_box_and_lasso_select_points_and_fade_the_rest(tmp_path, page):
     page.locator('.sc-mode[data-mode="box"]').click()
     clients = page.evaluate(
         f"""() => {{ const v = {VIEW}; const f = v.frameAt();
-        return Array.from(f.x, (x, i) => v.plot.toClient(x, f.y[i])); }}"""
+        return Array.from({{ length: f.n }}, (_, i) => v.plot.toClient(f.xy[2 * i], f.xy[2 * i + 1])); }}"""
     )
     xs = np.array([c["x"] for c in clients])
     ys = np.array([c["y"] for c in clients])
