@@ -90,8 +90,8 @@ class Monitor(WidgetView):
     early_every, early_options
         :meth:`step` looks every ``early_every`` steps (None: never), ``EarlyWatch(**options)``.
     worker
-        ``"thread"``: project on a background thread of this process; ``"process"``: in a child
-        process (no shared GIL; alerts come later): :mod:`sentrycam_widget.monitor_process`.
+        ``"thread"``: project on a thread of this process; ``"process"``: in a child process (no
+        shared GIL; alerts later; more keywords): :class:`~.monitor_process.ProcessMonitor`.
     """
 
     def __new__(cls, *args: Any, worker: str = "thread", **kwargs: Any) -> Any:

@@ -164,13 +164,18 @@ class ProcessMonitor(WidgetView):
             steps = [-1 if a.step is None else a.step for a in load_early_alerts(self.store)]
             early_after = max(steps, default=-1)
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-        self._child = _start_child(
-            self._location(),
-            options,
-            (int(worker_threads), int(worker_nice), bool(worker_idle)),
-            (self._first, early_after),
-            self._stderr,
-        )
+        try:
+            self._child = _start_child(
+                self._location(),
+                options,
+                (int(worker_threads), int(worker_nice), bool(worker_idle)),
+                (self._first, early_after),
+                self._stderr,
+            )
+        except BaseException:
+            self._stderr.close()
+            self.recording.close()
+            raise
         self.widget = SentryCamWidget(
             self.store.labels,
             {m: p.has_inverse for m, p in projectors.items()},

@@ -104,3 +104,27 @@ def test_without_evaluation_checkpoints_at_epoch_end_and_every_n_steps(tmp_path)
     # every 5th step, plus the ends of epochs 1 and 3 (steps 16, 32)
     assert [i["step"] for i in info] == [5, 10, 15, 16, 20, 25, 30, 32]
     assert [i["epoch"] for i in info] == [0, 1, 1, 1, 2, 3, 3, 3]
+
+
+def test_process_worker_projects_every_evaluation(tmp_path):
+    """worker="process" through the callback's keywords: a child process projects each
+    checkpoint; the fit's end drains it, and the widget in the kernel shows every frame."""
+    train, val = TokenDataset(128, seed=1), TokenDataset(96, seed=2)
+    callback = SentryCamTrainerCallback(
+        (val.input_ids, val.labels),
+        run_dir=tmp_path / "run",
+        method_options={"sentrycam": {"cold_steps": 60, "warm_steps": 20, "resolution": 40}},
+        worker="process",
+    )
+    transformers.Trainer(
+        model=tiny_bert(),
+        args=_arguments(tmp_path, eval_strategy="epoch", num_train_epochs=2),
+        train_dataset=train,
+        eval_dataset=val,
+        callbacks=[callback],
+    ).train()
+    store = RunStore.open(tmp_path / "run")
+    assert store.checkpoint_indices() == [0, 1]
+    assert store.frame_indices("sentrycam") == [0, 1]
+    assert sorted(p.data["index"] for p in callback.monitor.widget.frames) == [0, 1]
+    assert callback.monitor.widget.status["closed"]
