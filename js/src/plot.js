@@ -77,6 +77,7 @@ function writeImagesDirectly(plotView, sources) {
 function clearWholeLayers(canvasView) {
   for (const layer of [canvasView?.primary, canvasView?.overlays]) {
     if (typeof layer?.undo_transform !== "function" || typeof layer.clear !== "function") continue;
+    if (typeof layer.ctx?.canvas?.width !== "number") continue; // not a 2-D canvas (SVG output)
     layer.clear = function () {
       this.undo_transform((ctx) => ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height));
     };
