@@ -1,8 +1,8 @@
 // What the browser holds of a run: light metadata (epoch, scalars, metrics, alerts) for every
 // checkpoint and frame, and decoded point data (a view on the coordinates, their bounds, the
 // background's RGBA) only for a bounded window of recently shown frames, re-decoded from the
-// synced payload on demand. So
-// memory stays flat however long the run is; the payloads themselves are the widget models'.
+// synced payload on demand. So memory stays flat however long the run is; the payloads
+// themselves are the widget models'.
 
 import { backgroundPlacement, backgroundRGBA, backgroundTable, classColours, decodeArray, decodeCheckpoint, decodeFrame } from "./data.js";
 

@@ -161,8 +161,8 @@ export async function createBokehPlot(container, item, Bokeh) {
   yRange.connect(yRange.change, rangeChanged);
   return {
     plotView,
-    /** Draw `style` (xy, labels, predictions, colours, visible, faded); `key` names the point set and its look
-     * so its raster is reused (see prerender). */
+    /** Draw `style` (xy, labels, predictions, colours, visible, faded); `key` names the point
+     * set and its look so its raster is reused (see prerender). */
     setPoints(style, key = null) {
       current = style;
       currentKey = key;

@@ -56,8 +56,8 @@ let cellOf = new Int32Array(0);
 let lastAt = new Int32Array(0);
 
 /** Draw the points (`xy`, interleaved) into a transparent RGBA raster (`out`, uint32
- * [height * width], row 0 at the bottom like a Bokeh image) covering `ranges` = [x0, x1, y0, y1], markers scaled by
- * `scale` (device pixels per CSS pixel). Colours (SPEC §2.6): a point is a dot in its
+ * [height * width], row 0 at the bottom like a Bokeh image) covering `ranges` =
+ * [x0, x1, y0, y1], markers scaled by `scale` (device pixels per CSS pixel). Colours (SPEC §2.6): a point is a dot in its
  * predicted class's colour (`pred`, null: every point is right), and a misclassified one sits in
  * a ring in its label's colour (`labels`); `colours` holds each class's packed pixel. Points
  * whose coordinates are not finite are skipped, so are points with `visible[i] === 0`; points
