@@ -84,6 +84,19 @@ function clearWholeLayers(canvasView) {
   }
 }
 
+/** Bokeh rewrites each renderer's position stylesheet at every paint, with the same text when
+ * nothing moved, and the browser then parses it and works out the page's style again before the
+ * paint can go on. Write only text that changed. Left as Bokeh has it if its internals differ. */
+function keepUnchangedStyles(plotView) {
+  for (const view of plotView.renderer_views.values()) {
+    const sheet = view.position;
+    if (typeof sheet?._update !== "function" || sheet.el?.tagName !== "STYLE") continue;
+    sheet._update = function (css) {
+      if (this.el.textContent !== css) this.el.textContent = css;
+    };
+  }
+}
+
 /** Embed the figure (`item` = bokeh.embed.json_item) into `container`; returns the adapter. */
 export async function createBokehPlot(container, item, Bokeh) {
   const views = await Bokeh.embed.embed_item(item, container);
@@ -99,6 +112,7 @@ export async function createBokehPlot(container, item, Bokeh) {
   const yRange = model("y_range");
   writeImagesDirectly(plotView, [points, background]);
   clearWholeLayers(plotView.canvas_view);
+  keepUnchangedStyles(plotView);
   let current = null;
   let currentKey = null;
   // Rasters of recently drawn or prerendered frames; the one Bokeh holds is never written again.
