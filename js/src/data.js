@@ -62,10 +62,10 @@ export function decodeCheckpoint(data) {
   };
 }
 
-/** One frame: the interleaved coordinates `xy` ([x0, y0, x1, y1, ...], a view on the payload,
- * not a copy), the bounds of the finite points and how many are not finite, plus the extras. */
-export function decodeFrame(data) {
-  const xy = decodeArray(data.xy).data;
+/** Bounds [x0, x1, y0, y1] of the finite points among the interleaved coordinates `xy`, and
+ * how many are not finite (NaN/inf). A function of its own, not a loop inside decodeFrame: V8
+ * optimises the loop while it runs, and that code then stays valid for the calls after. */
+export function finiteBounds(xy) {
   const n = xy.length / 2;
   let x0 = Infinity;
   let x1 = -Infinity;
@@ -85,6 +85,15 @@ export function decodeFrame(data) {
     if (b < y0) y0 = b;
     if (b > y1) y1 = b;
   }
+  return { bounds: missing === n ? null : [x0, x1, y0, y1], missing };
+}
+
+/** One frame: the interleaved coordinates `xy` ([x0, y0, x1, y1, ...], a view on the payload,
+ * not a copy), the bounds of the finite points and how many are not finite, plus the extras. */
+export function decodeFrame(data) {
+  const xy = decodeArray(data.xy).data;
+  const n = xy.length / 2;
+  const { bounds, missing } = finiteBounds(xy);
   const bg = data.background;
   return {
     method: data.method,
@@ -92,7 +101,7 @@ export function decodeFrame(data) {
     epoch: data.epoch,
     xy,
     n,
-    bounds: missing === n ? null : [x0, x1, y0, y1],
+    bounds,
     missing,
     background: bg
       ? {

@@ -9,6 +9,7 @@ import {
   classColours,
   decodeCheckpoint,
   decodeFrame,
+  finiteBounds,
   frameRanges,
   nearestPoint,
   packPixel,
@@ -96,6 +97,7 @@ test("a diverged frame is fitted to its points and a collapsed one still gets a 
 test("NaN/inf coordinates are counted, left out of the bounds and never drawn", () => {
   const x = new Float32Array([0, NaN, 4, Infinity]);
   const y = new Float32Array([1, 2, -1, 0]);
+  assert.deepEqual(finiteBounds(interleave(x, y)), { bounds: [0, 4, -1, 1], missing: 2 });
   const allMissing = decodeFrame(framePayload("m", 0, [NaN, 1, 2, -Infinity]));
   assert.deepEqual([allMissing.bounds, allMissing.missing], [null, 2]);
   const frame = decodeFrame(framePayload("m", 0, [0, 1, NaN, 2, 4, -1, Infinity, 0]));
