@@ -62,13 +62,11 @@ export function decodeCheckpoint(data) {
   };
 }
 
-/** One frame: coordinates split into x and y columns (what Bokeh draws) plus the extras. The
- * split and the bounds of the finite points are one pass over the coordinates. */
-export function decodeFrame(data) {
-  const xy = decodeArray(data.xy).data;
+/** Bounds [x0, x1, y0, y1] of the finite points among the interleaved coordinates `xy`, and
+ * how many are not finite (NaN/inf). A function of its own, not a loop inside decodeFrame: V8
+ * optimises the loop while it runs, and that code then stays valid for the calls after. */
+export function finiteBounds(xy) {
   const n = xy.length / 2;
-  const x = new Float32Array(n);
-  const y = new Float32Array(n);
   let x0 = Infinity;
   let x1 = -Infinity;
   let y0 = Infinity;
@@ -77,8 +75,6 @@ export function decodeFrame(data) {
   for (let i = 0; i < n; i++) {
     const a = xy[2 * i];
     const b = xy[2 * i + 1];
-    x[i] = a;
-    y[i] = b;
     // a - a is NaN exactly when a is NaN or ±inf
     if (a - a !== 0 || b - b !== 0) {
       missing++;
@@ -89,14 +85,23 @@ export function decodeFrame(data) {
     if (b < y0) y0 = b;
     if (b > y1) y1 = b;
   }
+  return { bounds: missing === n ? null : [x0, x1, y0, y1], missing };
+}
+
+/** One frame: the interleaved coordinates `xy` ([x0, y0, x1, y1, ...], a view on the payload,
+ * not a copy), the bounds of the finite points and how many are not finite, plus the extras. */
+export function decodeFrame(data) {
+  const xy = decodeArray(data.xy).data;
+  const n = xy.length / 2;
+  const { bounds, missing } = finiteBounds(xy);
   const bg = data.background;
   return {
     method: data.method,
     index: data.index,
     epoch: data.epoch,
-    x,
-    y,
-    bounds: missing === n ? null : [x0, x1, y0, y1],
+    xy,
+    n,
+    bounds,
     missing,
     background: bg
       ? {
@@ -191,16 +196,16 @@ function padded(lo, hi, floor) {
   return [mid - half, mid + half];
 }
 
-/** Index of the point nearest to (px, py) within `maxPx` screen pixels, or -1. `kx`, `ky` are
- * pixels per data unit, so distance is measured on screen; points with `visible[i] === 0` and
- * points without finite coordinates are never found. */
-export function nearestPoint(x, y, px, py, kx, ky, maxPx, visible = null) {
+/** Index of the point nearest to (px, py) within `maxPx` screen pixels, or -1; `xy` holds the
+ * points interleaved. `kx`, `ky` are pixels per data unit, so distance is measured on screen;
+ * points with `visible[i] === 0` and points without finite coordinates are never found. */
+export function nearestPoint(xy, px, py, kx, ky, maxPx, visible = null) {
   let best = -1;
   let bestD = maxPx * maxPx + 1e-9;
-  for (let i = 0; i < x.length; i++) {
+  for (let i = 0; i < xy.length / 2; i++) {
     if (visible && !visible[i]) continue;
-    const dx = (x[i] - px) * kx;
-    const dy = (y[i] - py) * ky;
+    const dx = (xy[2 * i] - px) * kx;
+    const dy = (xy[2 * i + 1] - py) * ky;
     const d = dx * dx + dy * dy;
     if (d < bestD) {
       bestD = d;

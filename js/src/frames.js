@@ -1,7 +1,8 @@
 // What the browser holds of a run: light metadata (epoch, scalars, metrics, alerts) for every
-// checkpoint and frame, and decoded point data (x/y columns, colours, background RGBA) only for
-// a bounded window of recently shown frames, re-decoded from the synced payload on demand. So
-// memory stays flat however long the run is; the payloads themselves are the widget models'.
+// checkpoint and frame, and decoded point data (a view on the coordinates, their bounds, the
+// background's RGBA) only for a bounded window of recently shown frames, re-decoded from the
+// synced payload on demand. So memory stays flat however long the run is; the payloads
+// themselves are the widget models'.
 
 import { backgroundPlacement, backgroundRGBA, backgroundTable, classColours, decodeArray, decodeCheckpoint, decodeFrame } from "./data.js";
 
@@ -93,7 +94,7 @@ export class FrameStore {
     return this.framesOf(method).has(index);
   }
 
-  /** The decoded frame (x, y, bounds, background with its RGBA), or null if not received. */
+  /** The decoded frame (coordinates, bounds, background with its RGBA), or null if not received. */
   frame(method, index) {
     const meta = this.framesOf(method).get(index);
     if (!meta) return null;

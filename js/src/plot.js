@@ -77,8 +77,22 @@ function writeImagesDirectly(plotView, sources) {
 function clearWholeLayers(canvasView) {
   for (const layer of [canvasView?.primary, canvasView?.overlays]) {
     if (typeof layer?.undo_transform !== "function" || typeof layer.clear !== "function") continue;
+    if (typeof layer.ctx?.canvas?.width !== "number") continue; // not a 2-D canvas (SVG output)
     layer.clear = function () {
       this.undo_transform((ctx) => ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height));
+    };
+  }
+}
+
+/** Bokeh rewrites each renderer's position stylesheet at every paint, with the same text when
+ * nothing moved, and the browser then parses it and works out the page's style again before the
+ * paint can go on. Write only text that changed. Left as Bokeh has it if its internals differ. */
+function keepUnchangedStyles(plotView) {
+  for (const view of plotView.renderer_views.values()) {
+    const sheet = view.position;
+    if (typeof sheet?._update !== "function" || sheet.el?.tagName !== "STYLE") continue;
+    sheet._update = function (css) {
+      if (this.el.textContent !== css) this.el.textContent = css;
     };
   }
 }
@@ -98,6 +112,7 @@ export async function createBokehPlot(container, item, Bokeh) {
   const yRange = model("y_range");
   writeImagesDirectly(plotView, [points, background]);
   clearWholeLayers(plotView.canvas_view);
+  keepUnchangedStyles(plotView);
   let current = null;
   let currentKey = null;
   // Rasters of recently drawn or prerendered frames; the one Bokeh holds is never written again.
@@ -160,8 +175,8 @@ export async function createBokehPlot(container, item, Bokeh) {
   yRange.connect(yRange.change, rangeChanged);
   return {
     plotView,
-    /** Draw `style` (x, y, colours, visible, faded); `key` names the point set and its look
-     * so its raster is reused (see prerender). */
+    /** Draw `style` (xy, labels, predictions, colours, visible, faded); `key` names the point
+     * set and its look so its raster is reused (see prerender). */
     setPoints(style, key = null) {
       current = style;
       currentKey = key;

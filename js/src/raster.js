@@ -55,63 +55,75 @@ function fillDisc(out, width, height, col, row, { reach, halfWidths }, pixel) {
 let cellOf = new Int32Array(0);
 let lastAt = new Int32Array(0);
 
-/** Draw the points into a transparent RGBA raster (`out`, uint32 [height * width], row 0 at
- * the bottom like a Bokeh image) covering `ranges` = [x0, x1, y0, y1], markers scaled by
- * `scale` (device pixels per CSS pixel). Colours (SPEC §2.6): a point is a dot in its
- * predicted class's colour (`pred`, null: every point is right), and a misclassified one sits in
- * a ring in its label's colour (`labels`); `colours` holds each class's packed pixel. Points
- * whose coordinates are not finite are skipped, so are points with `visible[i] === 0`; points
- * with `faded[i] === 1` are drawn pale first, so the others lie on top.
+/** Each point's centre cell on a grid reaching `margin` pixels beyond the raster on every side,
+ * `stride` cells a row, into `cells` (-1: not drawn, being hidden, off the raster or not
+ * finite). Each loop of the rasteriser is a function of its own: V8 optimises a long loop while
+ * it runs, and that code then stays valid for the calls after. */
+function centreCells(xy, visible, ranges, width, height, margin, stride, cells) {
+  const [x0, x1, y0, y1] = ranges;
+  const sx = width / (x1 - x0);
+  const sy = height / (y1 - y0);
+  for (let i = 0; i < xy.length / 2; i++) {
+    const col = Math.floor((xy[2 * i] - x0) * sx);
+    const row = Math.floor((xy[2 * i + 1] - y0) * sy);
+    // written so that NaN and ±inf coordinates fail the test and are skipped
+    const drawn = (visible === null || visible[i]) && col >= -margin && col <= width + margin && row >= -margin && row <= height + margin;
+    cells[i] = drawn ? (row + margin) * stride + col + margin : -1;
+  }
+}
+
+/** Mark each cell with the last of the pale (`pale`) or the other points drawn on it. */
+function claimCells(cells, n, faded, pale, last) {
+  for (let i = 0; i < n; i++) if (cells[i] >= 0 && (faded !== null && faded[i] === 1) === pale) last[cells[i]] = i;
+}
+
+/** Draw the pale (`pale`) or the other points, leaving out those a later point covers. */
+function drawPass(out, width, height, points, cells, n, last, stride, margin, shapes, pale) {
+  const { labels, pred = null, colours, faded = null } = points;
+  const paint = pale ? colours.map(fadePixel) : colours;
+  for (let i = 0; i < n; i++) {
+    const cell = cells[i];
+    if (cell < 0 || (faded !== null && faded[i] === 1) !== pale) continue;
+    const label = labels[i];
+    const p = pred === null ? label : pred[i];
+    const j = last[cell];
+    // covered by point j, drawn later: a dot under anything, a ring under a ring
+    if (j !== i && (p === label || pred[j] !== labels[j])) continue;
+    const col = (cell % stride) - margin;
+    const row = (cell - col - margin) / stride - margin;
+    if (p !== label) fillDisc(out, width, height, col, row, shapes.ring, paint[label]);
+    fillDisc(out, width, height, col, row, shapes.dot, paint[p]);
+  }
+}
+
+/** Draw the points (`xy`, interleaved) into a transparent RGBA raster (`out`, uint32
+ * [height * width], row 0 at the bottom like a Bokeh image) covering `ranges` =
+ * [x0, x1, y0, y1], markers scaled by `scale` (device pixels per CSS pixel). Colours
+ * (SPEC §2.6): a point is a dot in its predicted class's colour (`pred`, null: every point is
+ * right), and a misclassified one sits in a ring in its label's colour (`labels`); `colours`
+ * holds each class's packed pixel. Points whose coordinates are not finite are skipped, so are
+ * points with `visible[i] === 0`; points with `faded[i] === 1` are drawn pale first, so the
+ * others lie on top.
  *
  * A point that a later-drawn point on the same centre pixel covers entirely (a dot under any
  * marker, a ring under a ring) is not drawn at all: every pixel it would write is written again
  * afterwards, so the picture is the same. Dense frames repeat centres a lot (about half of
  * 50,000 clustered points on a 520² plot). */
 export function rasterizePoints(points, ranges, width, height, out, scale = 1) {
-  const { x, y, labels, pred = null, colours, visible = null, faded = null } = points;
-  const { dot, ring: outer } = markers(scale);
-  const margin = outer.reach;
-  const [x0, x1, y0, y1] = ranges;
-  const sx = width / (x1 - x0);
-  const sy = height / (y1 - y0);
-  const n = x.length;
+  const { xy, visible = null, faded = null } = points;
+  const shapes = markers(scale);
+  const margin = shapes.ring.reach;
+  const n = xy.length / 2;
   const stride = width + 2 * margin + 1;
   if (cellOf.length < n) cellOf = new Int32Array(n);
   if (lastAt.length < stride * (height + 2 * margin + 1)) lastAt = new Int32Array(stride * (height + 2 * margin + 1));
-  const cells = cellOf;
-  const last = lastAt;
-  for (let i = 0; i < n; i++) {
-    const col = Math.floor((x[i] - x0) * sx);
-    const row = Math.floor((y[i] - y0) * sy);
-    // written so that NaN and ±inf coordinates fail the test and are skipped
-    const drawn = (visible === null || visible[i]) && col >= -margin && col <= width + margin && row >= -margin && row <= height + margin;
-    cells[i] = drawn ? (row + margin) * stride + col + margin : -1;
-  }
+  centreCells(xy, visible, ranges, width, height, margin, stride, cellOf);
   // the last point drawn on each centre cell, in drawing order (pale ones first)
-  const claim = (pale) => {
-    for (let i = 0; i < n; i++) if (cells[i] >= 0 && (faded !== null && faded[i] === 1) === pale) last[cells[i]] = i;
-  };
-  if (faded !== null) claim(true);
-  claim(false);
+  if (faded !== null) claimCells(cellOf, n, faded, true, lastAt);
+  claimCells(cellOf, n, faded, false, lastAt);
   out.fill(0);
-  const draw = (pale) => {
-    const paint = pale ? colours.map(fadePixel) : colours;
-    for (let i = 0; i < n; i++) {
-      const cell = cells[i];
-      if (cell < 0 || (faded !== null && faded[i] === 1) !== pale) continue;
-      const label = labels[i];
-      const p = pred === null ? label : pred[i];
-      const j = last[cell];
-      // covered by point j, drawn later: a dot under anything, a ring under a ring
-      if (j !== i && (p === label || pred[j] !== labels[j])) continue;
-      const col = (cell % stride) - margin;
-      const row = (cell - col - margin) / stride - margin;
-      if (p !== label) fillDisc(out, width, height, col, row, outer, paint[label]);
-      fillDisc(out, width, height, col, row, dot, paint[p]);
-    }
-  };
-  if (faded !== null) draw(true);
-  draw(false);
+  if (faded !== null) drawPass(out, width, height, points, cellOf, n, lastAt, stride, margin, shapes, true);
+  drawPass(out, width, height, points, cellOf, n, lastAt, stride, margin, shapes, false);
   return out;
 }
 

@@ -4,8 +4,9 @@
 
 import { h, SVG } from "./dom.js";
 
-/** Indices of the finite points (x[i], y[i]) inside `polygon` = [[x, y], ...] (even-odd rule). */
-export function pointsInPolygon(x, y, polygon) {
+/** Indices of the finite points (xy[2i], xy[2i + 1]) inside `polygon` = [[x, y], ...] (even-odd
+ * rule). */
+export function pointsInPolygon(xy, polygon) {
   const out = [];
   if (polygon.length < 3) return out;
   let x0 = Infinity;
@@ -18,9 +19,9 @@ export function pointsInPolygon(x, y, polygon) {
     y0 = Math.min(y0, py);
     y1 = Math.max(y1, py);
   }
-  for (let i = 0; i < x.length; i++) {
-    const a = x[i];
-    const b = y[i];
+  for (let i = 0; i < xy.length / 2; i++) {
+    const a = xy[2 * i];
+    const b = xy[2 * i + 1];
     if (!(a >= x0 && a <= x1 && b >= y0 && b <= y1)) continue;
     let inside = false;
     for (let j = 0, k = polygon.length - 1; j < polygon.length; k = j++) {

@@ -83,7 +83,7 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
     const frame = currentFrame();
     if (!frame) return;
     const visible = legend.visible();
-    const inside = pointsInPolygon(frame.x, frame.y, polygon);
+    const inside = pointsInPolygon(frame.xy, polygon);
     api.setSelection(visible ? inside.filter((i) => visible[i]) : inside);
   });
   for (const method of model.get("methods")) {
@@ -146,7 +146,7 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
     return {
       frame,
       key: `${state.method}|${checkpoint.index}|${look.version}`,
-      style: { x: frame.x, y: frame.y, ...store.style(checkpoint), visible: look.visible, faded: look.faded },
+      style: { xy: frame.xy, ...store.style(checkpoint), visible: look.visible, faded: look.faded },
     };
   }
 
@@ -201,7 +201,7 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
     } else {
       overlay.style.display = "none";
       const [x0, x1, y0, y1] = frame.bounds ?? [0, 1, 0, 1];
-      if (x0 === x1 && y0 === y1) notes.push(`all ${frame.x.length - frame.missing} points lie on one spot (collapsed)`);
+      if (x0 === x1 && y0 === y1) notes.push(`all ${frame.n - frame.missing} points lie on one spot (collapsed)`);
       if (frame.missing) notes.push(`${frame.missing} point${frame.missing === 1 ? " has" : "s have"} no coordinates (NaN/inf) in this frame`);
       if (state.autoFit) plot.setRanges(frameRanges(frame));
       plot.setBackground(frame.background?.rgba ?? null);
@@ -236,7 +236,7 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
   function hoverAt(clientX, clientY) {
     const frame = currentFrame();
     const where = frame ? plot.toData(clientX, clientY) : null;
-    const i = where ? nearestPoint(frame.x, frame.y, where.x, where.y, where.kx, where.ky, HOVER_RADIUS_PX, legend.visible()) : -1;
+    const i = where ? nearestPoint(frame.xy, where.x, where.y, where.kx, where.ky, HOVER_RADIUS_PX, legend.visible()) : -1;
     if (i < 0) {
       tooltip.style.display = "none";
       plot.setHighlight(null);
@@ -247,7 +247,7 @@ export async function createView({ model, el, host, makePlot, frameWindow }) {
     tooltip.style.left = `${clientX - box.left + 12}px`;
     tooltip.style.top = `${clientY - box.top + 12}px`;
     tooltip.style.display = "block";
-    plot.setHighlight({ x: frame.x[i], y: frame.y[i] });
+    plot.setHighlight({ x: frame.xy[2 * i], y: frame.xy[2 * i + 1] });
     return i;
   }
 

@@ -9,6 +9,7 @@ import {
   classColours,
   decodeCheckpoint,
   decodeFrame,
+  finiteBounds,
   frameRanges,
   nearestPoint,
   packPixel,
@@ -17,7 +18,7 @@ import {
   typedView,
 } from "../src/data.js";
 import { fadePixel, rasterizePoints } from "../src/raster.js";
-import { PALETTE, framePayload } from "./fake_model.js";
+import { PALETTE, framePayload, interleave } from "./fake_model.js";
 
 test("typedView wraps aligned bytes without copying and copies misaligned ones", () => {
   const f = new Float32Array([1.5, -2]);
@@ -29,10 +30,13 @@ test("typedView wraps aligned bytes without copying and copies misaligned ones",
   assert.throws(() => typedView(new DataView(new ArrayBuffer(6)), Float32Array), /whole number/);
 });
 
-test("decodeFrame splits interleaved coordinates into x and y columns", () => {
-  const frame = decodeFrame(framePayload("sentrycam", 2, [1, 2, 3, 4, 5, 6]));
-  assert.deepEqual([...frame.x], [1, 3, 5]);
-  assert.deepEqual([...frame.y], [2, 4, 6]);
+test("decodeFrame reads the interleaved coordinates in place and bounds them", () => {
+  const payload = framePayload("sentrycam", 2, [1, 2, 3, 4, 5, 6]);
+  const frame = decodeFrame(payload);
+  assert.deepEqual([...frame.xy], [1, 2, 3, 4, 5, 6]);
+  assert.equal(frame.xy.buffer, payload.xy.buffer.buffer); // a view on the payload, not a copy
+  assert.equal(frame.n, 3);
+  assert.deepEqual(frame.bounds, [1, 5, 2, 6]);
   assert.equal(frame.index, 2);
   assert.deepEqual(frame.background.classes.shape, [2, 2]);
 });
@@ -44,7 +48,7 @@ test("each class's colour is one packed pixel", () => {
 test("points are rasterised as dots, rings around misclassified ones, row 0 at the bottom", () => {
   const [red, green, blue] = classColours(PALETTE);
   const look = { labels: new Uint16Array([0, 1]), pred: new Uint16Array([0, 2]), colours: classColours(PALETTE) };
-  const points = { x: new Float32Array([2.5, 7.5]), y: new Float32Array([2.5, 7.5]), ...look };
+  const points = { xy: new Float32Array([2.5, 2.5, 7.5, 7.5]), ...look };
   const out = rasterizePoints(points, [0, 10, 0, 10], 20, 20, new Uint32Array(400));
   const at = (col, row) => out[row * 20 + col];
   assert.equal(at(5, 5), red); // point 0 at pixel (5, 5)
@@ -93,6 +97,7 @@ test("a diverged frame is fitted to its points and a collapsed one still gets a 
 test("NaN/inf coordinates are counted, left out of the bounds and never drawn", () => {
   const x = new Float32Array([0, NaN, 4, Infinity]);
   const y = new Float32Array([1, 2, -1, 0]);
+  assert.deepEqual(finiteBounds(interleave(x, y)), { bounds: [0, 4, -1, 1], missing: 2 });
   const allMissing = decodeFrame(framePayload("m", 0, [NaN, 1, 2, -Infinity]));
   assert.deepEqual([allMissing.bounds, allMissing.missing], [null, 2]);
   const frame = decodeFrame(framePayload("m", 0, [0, 1, NaN, 2, 4, -1, Infinity, 0]));
@@ -100,7 +105,7 @@ test("NaN/inf coordinates are counted, left out of the bounds and never drawn", 
   assert.deepEqual(frame.bounds, [0, 4, -1, 1]);
   const colours = classColours(PALETTE);
   const look = { labels: new Uint16Array([0, 1, 2, 0]), pred: null, colours };
-  const out = rasterizePoints({ x, y, ...look }, [-1, 5, -2, 3], 30, 25, new Uint32Array(750));
+  const out = rasterizePoints({ xy: interleave(x, y), ...look }, [-1, 5, -2, 3], 30, 25, new Uint32Array(750));
   const drawn = new Set(out.filter((p) => p !== 0));
   assert.deepEqual([...drawn].sort(), [colours[0], colours[2]].sort());
 });
@@ -108,7 +113,7 @@ test("NaN/inf coordinates are counted, left out of the bounds and never drawn", 
 test("hidden points are not drawn; faded ones are drawn pale under the others", () => {
   const [red, green] = classColours(PALETTE);
   const look = { labels: new Uint16Array([0, 1]), pred: null, colours: classColours(PALETTE) };
-  const points = { x: new Float32Array([2.5, 7.5]), y: new Float32Array([2.5, 7.5]), ...look };
+  const points = { xy: new Float32Array([2.5, 2.5, 7.5, 7.5]), ...look };
   const hidden = rasterizePoints({ ...points, visible: new Uint8Array([1, 0]) }, [0, 10, 0, 10], 20, 20, new Uint32Array(400));
   assert.equal(hidden[5 * 20 + 5], red);
   assert.equal(hidden[15 * 20 + 15], 0);
@@ -119,14 +124,13 @@ test("hidden points are not drawn; faded ones are drawn pale under the others", 
 });
 
 test("nearestPoint measures on screen and respects the radius", () => {
-  const x = new Float32Array([0, 10, 20]);
-  const y = new Float32Array([0, 0, 0]);
-  assert.equal(nearestPoint(x, y, 9, 1, 1, 1, 3), 1);
-  assert.equal(nearestPoint(x, y, 15, 0, 1, 1, 3), -1);
-  assert.equal(nearestPoint(x, y, 14, 0, 10, 10, 60), 1);
-  assert.equal(nearestPoint(x, y, 16, 0, 10, 10, 60), 2);
-  assert.equal(nearestPoint(x, y, 16, 0, 10, 10, 60, new Uint8Array([1, 1, 0])), 1);
-  assert.equal(nearestPoint(new Float32Array([NaN]), new Float32Array([0]), 0, 0, 1, 1, 60), -1);
+  const xy = new Float32Array([0, 0, 10, 0, 20, 0]);
+  assert.equal(nearestPoint(xy, 9, 1, 1, 1, 3), 1);
+  assert.equal(nearestPoint(xy, 15, 0, 1, 1, 3), -1);
+  assert.equal(nearestPoint(xy, 14, 0, 10, 10, 60), 1);
+  assert.equal(nearestPoint(xy, 16, 0, 10, 10, 60), 2);
+  assert.equal(nearestPoint(xy, 16, 0, 10, 10, 60, new Uint8Array([1, 1, 0])), 1);
+  assert.equal(nearestPoint(new Float32Array([NaN, 0]), 0, 0, 1, 1, 60), -1);
 });
 
 test("alerts, badge and status lines read like sentences", () => {
@@ -172,7 +176,7 @@ test("the row-run rasteriser paints exactly the pixels within each marker's radi
   const labels = Uint16Array.from({ length: n }, (_, i) => i % 3);
   const look = { labels, pred: labels.map((l, i) => (i % 4 === 0 ? (l + 1) % 3 : l)), colours: classColours(PALETTE) };
   for (const [width, height, scale] of [[31, 23, 1], [40, 40, 2], [17, 29, 1.5]]) {
-    const got = rasterizePoints({ x, y, ...look }, [0, 1, 0, 1], width, height, new Uint32Array(width * height), scale);
+    const got = rasterizePoints({ xy: interleave(x, y), ...look }, [0, 1, 0, 1], width, height, new Uint32Array(width * height), scale);
     assert.deepEqual([...got], [...reference(x, y, look, [0, 1, 0, 1], width, height, scale)], `${width}x${height}@${scale}`);
   }
 });

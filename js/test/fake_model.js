@@ -105,3 +105,8 @@ export function framePayload(method, index, xy, { background = true, alerts = []
     alerts,
   };
 }
+
+/** Coordinates interleaved as frames hold them: [x0, y0, x1, y1, ...]. */
+export function interleave(x, y) {
+  return Float32Array.from({ length: 2 * x.length }, (_, k) => (k % 2 ? y : x)[k >> 1]);
+}

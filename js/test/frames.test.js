@@ -37,10 +37,10 @@ test("every frame's metadata is kept but only a window of frames is decoded", as
   assert.equal(s.framesOf("m").size, 10);
   assert.deepEqual(s.framesOf("m").get(1).alerts, [{ signal: "V" }]);
   assert.equal(s.decoded.size, 0);
-  for (let i = 0; i < 10; i++) assert.deepEqual([...s.frame("m", i).x], [i, i + 1, i + 2]);
+  for (let i = 0; i < 10; i++) assert.deepEqual([...s.frame("m", i).xy], [i, 10 * i, i + 1, 0, i + 2, 0]);
   assert.equal(s.decoded.size, 3);
   // an evicted frame is decoded again, equal to the first time
-  assert.deepEqual([...s.frame("m", 0).y], [0, 0, 0]);
+  assert.deepEqual([...s.frame("m", 0).xy], [0, 0, 1, 0, 2, 0]);
   assert.equal(s.frame("m", 0).background.rgba.rows, 2);
   assert.equal(s.frame("other", 0), null);
 });

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { classColours } from "../src/data.js";
 import { Lru } from "../src/frames.js";
 import { RasterCache, rasterizePoints } from "../src/raster.js";
-import { PALETTE } from "./fake_model.js";
+import { PALETTE, interleave } from "./fake_model.js";
 
 let seed = 11;
 const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
@@ -17,7 +17,7 @@ function denseFrame(n, spots) {
   const y = Float32Array.from(at, (s) => cy[s]);
   const labels = Uint16Array.from({ length: n }, (_, i) => i % 3);
   const pred = labels.map((l, i) => (i % 3 === 0 ? (l + 1) % 3 : l));
-  return { x, y, labels, pred, colours: classColours(PALETTE) };
+  return { xy: interleave(x, y), labels, pred, colours: classColours(PALETTE) };
 }
 
 /** Every point drawn in full, later points on top: the picture the rasteriser must give. */
@@ -28,12 +28,12 @@ function paintAll(points, ranges, width, height) {
     for (let r = 0; r < height; r++)
       for (let c = 0; c < width; c++) if (Math.hypot(c - col, r - row) <= radius) out[r * width + c] = pixel;
   };
-  const order = [...points.x.keys()];
+  const order = [...points.labels.keys()];
   if (points.faded) order.sort((a, b) => points.faded[b] - points.faded[a]); // pale ones first, stable
   for (const i of order) {
     if (points.visible && !points.visible[i]) continue;
-    const col = Math.floor(((points.x[i] - x0) * width) / (x1 - x0));
-    const row = Math.floor(((points.y[i] - y0) * height) / (y1 - y0));
+    const col = Math.floor(((points.xy[2 * i] - x0) * width) / (x1 - x0));
+    const row = Math.floor(((points.xy[2 * i + 1] - y0) * height) / (y1 - y0));
     const pale = (p) => (points.faded?.[i] ? fade(p) : p);
     const [label, p] = [points.labels[i], points.pred[i]];
     if (p !== label) disc(col, row, 5.3, pale(points.colours[label]));
@@ -54,8 +54,8 @@ test("points hidden under a later point on the same centre are skipped with the 
   assert.deepEqual([...got], [...paintAll(points, ranges, 37, 41)]);
   // with pale and hidden points: pale ones are drawn first, so a later pale point does not
   // cover an earlier bright one
-  const visible = Uint8Array.from(points.x, (_, i) => (i % 7 === 0 ? 0 : 1));
-  const faded = Uint8Array.from(points.x, (_, i) => (i % 5 < 2 ? 1 : 0));
+  const visible = Uint8Array.from(points.labels, (_, i) => (i % 7 === 0 ? 0 : 1));
+  const faded = Uint8Array.from(points.labels, (_, i) => (i % 5 < 2 ? 1 : 0));
   const looks = { ...points, visible, faded };
   const pale = rasterizePoints(looks, ranges, 37, 41, new Uint32Array(37 * 41));
   assert.deepEqual([...pale], [...paintAll(looks, ranges, 37, 41)]);

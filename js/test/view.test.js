@@ -49,7 +49,7 @@ test("follows the newest checkpoint and draws its frame over the background", as
   const { view, plot, el } = await setup();
   assert.equal(view.position, 2);
   assert.equal(el.querySelector(".sc-epoch").textContent, "epoch 20 · 3/3");
-  assert.deepEqual([...plot.last("setPoints").x], [2, 3, 5]);
+  assert.deepEqual([...plot.last("setPoints").xy], XY(2));
   assert.equal(plot.last("setBackground").rows, 2);
   assert.equal(el.querySelector(".sc-badge").textContent, "T(15) 0.912 · PPR 0.950");
   view.destroy();
@@ -63,7 +63,7 @@ test("the slider scrubs client-side and rings appear where predictions are wrong
   slider.dispatchEvent(new window.Event("input"));
   assert.equal(view.position, 0);
   const points = plot.last("setPoints");
-  assert.deepEqual([...points.x], [0, 1, 3]);
+  assert.deepEqual([...points.xy], XY(0));
   assert.deepEqual([...points.pred].map((p, i) => p !== points.labels[i]), [false, true, false]);
   view.destroy();
 });
@@ -80,7 +80,7 @@ test("toggling to a method without the frame shows it as pending; no inverse mea
   view.setPosition(0);
   assert.equal(el.querySelector(".sc-overlay").style.display, "none");
   assert.equal(plot.last("setBackground"), null);
-  assert.deepEqual([...plot.last("setPoints").x], [100, 101, 103]);
+  assert.deepEqual([...plot.last("setPoints").xy], XY(100));
   view.destroy();
 });
 
@@ -220,7 +220,7 @@ test("in idle time the view prepares the neighbouring frames, the scrub directio
   await idle(2);
   assert.deepEqual(prerendered(), ["sentrycam|0|0", "sentrycam|2|0"]);
   const ahead = plot.calls.find((c) => c.name === "prerender");
-  assert.deepEqual([...ahead.arg.x], [0, 1, 3]); // checkpoint 0's points, fitted ranges
+  assert.deepEqual([...ahead.arg.xy], XY(0)); // checkpoint 0's points, fitted ranges
   assert.equal(ahead.ranges.length, 4);
   plot.calls.length = 0;
   view.setPosition(2); // forwards now, then a click on the legend changes the look

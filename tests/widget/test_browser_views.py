@@ -168,7 +168,7 @@ def test_box_and_lasso_select_points_and_fade_the_rest(tmp_path, page):
     page.locator('.sc-mode[data-mode="box"]').click()
     clients = page.evaluate(
         f"""() => {{ const v = {VIEW}; const f = v.frameAt();
-        return Array.from(f.x, (x, i) => v.plot.toClient(x, f.y[i])); }}"""
+        return Array.from({{ length: f.n }}, (_, i) => v.plot.toClient(f.xy[2 * i], f.xy[2 * i + 1])); }}"""
     )
     xs = np.array([c["x"] for c in clients])
     ys = np.array([c["y"] for c in clients])
@@ -291,3 +291,19 @@ def test_each_paint_starts_from_a_wholly_cleared_canvas(tmp_path, page):
         layer.finish();
         return alpha; }})()"""
     assert page.evaluate(corner) == [0, 0]
+
+
+def test_a_switch_leaves_unchanged_renderer_styles_alone(tmp_path, page):
+    # Bokeh rewrites each renderer's position stylesheet at every paint; the view keeps the
+    # text node (and so the parsed sheet) of every one that reads the same
+    _open(page, _widget(), tmp_path)
+    sheets = f"""() => [...{VIEW}.plot.plotView.renderer_views.values()]
+        .map((view) => view.position?.el).filter((el) => el != null)
+        .map((el) => [el.firstChild, el.textContent])"""
+    page.evaluate(f"window.__before = ({sheets})()")
+    page.evaluate(f"{VIEW}.setPosition(1); {VIEW}.plot.repaint()")
+    kept = page.evaluate(
+        f"""(({sheets})()).map(([node, text], i) => [text === window.__before[i][1], node === window.__before[i][0]])
+        .filter(([same]) => same).map(([, kept]) => kept)"""
+    )
+    assert len(kept) > 3 and all(kept)

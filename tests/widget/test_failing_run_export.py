@@ -42,7 +42,7 @@ def test_failing_run_export_shows_alerts_on_the_timeline(tmp_path, page):
         page.evaluate(NEXT_PAINT)
         spread = page.evaluate(
             """() => { const v = window.sentrycamView; const f = v.frameAt();
-            const xs = Array.from(f.x, (x, i) => v.plot.toClient(x, f.y[i]).x).filter(Number.isFinite);
+            const xs = Array.from({ length: f.n }, (_, i) => v.plot.toClient(f.xy[2 * i], f.xy[2 * i + 1]).x).filter(Number.isFinite);
             return Math.max(...xs) - Math.min(...xs); }"""
         )
         if spread < 300:  # a collapsed frame: its one spot is in the middle, and said so
@@ -50,7 +50,7 @@ def test_failing_run_export_shows_alerts_on_the_timeline(tmp_path, page):
             assert "points lie on one spot (collapsed)" in page.locator(".sc-note").text_content()
             spot = page.evaluate(
                 """() => { const v = window.sentrycamView; const f = v.frameAt();
-                return v.plot.toClient(f.x[0], f.y[0]); }"""
+                return v.plot.toClient(f.xy[0], f.xy[1]); }"""
             )
             box = page.locator(".sc-plot canvas").first.bounding_box()
             assert 0.3 < (spot["x"] - box["x"]) / box["width"] < 0.7

@@ -73,7 +73,7 @@ def test_exported_html_scrubs_toggles_and_hovers_offline(tmp_path, page):
     page.evaluate(_NEXT_PAINT)
     target = page.evaluate(
         """() => { const v = window.sentrycamView; const f = v.frameAt();
-        return v.plot.toClient(f.x[7], f.y[7]); }"""
+        return v.plot.toClient(f.xy[14], f.xy[15]); }"""
     )
     page.mouse.move(target["x"], target["y"])
     tooltip = page.locator(".sc-tooltip")

@@ -83,8 +83,8 @@ def lab(tmp_path):
 
 # the screen position of the one among the first 100 samples farthest from every other point
 ISOLATED_POINT = f"""() => {{
-    const v = {VIEW}, f = v.frameAt(), n = f.x.length;
-    const at = [...Array(n).keys()].map((i) => v.plot.toClient(f.x[i], f.y[i]));
+    const v = {VIEW}, f = v.frameAt(), n = f.n;
+    const at = [...Array(n).keys()].map((i) => v.plot.toClient(f.xy[2 * i], f.xy[2 * i + 1]));
     let best = 0, widest = -1;
     for (let i = 0; i < Math.min(100, n); i++) {{
         let gap = Infinity;
