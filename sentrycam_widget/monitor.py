@@ -44,7 +44,7 @@ from .checks import (
 from .errors import InputError, WorkerError
 from .monitor_alerts import AlertCallback, deliver_alerts
 from .monitor_early import monitor_step, step_alerts
-from .monitor_inputs import check_methods, default_run_dir
+from .monitor_inputs import check_methods, default_run_dir, method_options_for
 from .monitor_inputs import thumbnails as thumbnails_of
 from .monitor_threads import GIL_SWITCH, CheckpointQueue, enter_worker
 from .pacing import Pacer
@@ -137,10 +137,7 @@ class Monitor(WidgetView):
         check_point_count(probe_set.n_points, "the probe set")
         check_label_range(probe_set.labels, "the probe set's labels")
         self._recorder = Recorder(model, probe_set, layer=layer, head=head)
-        options = {m: dict((method_options or {}).get(m, {})) for m in self.methods}
-        if device is not None:
-            for opts in options.values():
-                opts.setdefault("device", device)
+        options = method_options_for(self.methods, method_options, device)
         self._options = options
         self._projectors: dict[str, Projector] = {
             m: make_projector(m, **options[m]) for m in self.methods

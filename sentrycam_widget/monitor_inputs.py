@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,19 @@ def check_methods(methods: Iterable[str]) -> list[str]:
     for method in chosen:
         require_method(method)
     return chosen
+
+
+def method_options_for(
+    methods: Iterable[str],
+    method_options: dict[str, dict[str, Any]] | None,
+    device: Any = None,
+) -> dict[str, dict[str, Any]]:
+    """Each method's projector options (a copy), with ``device`` where a method sets none."""
+    options = {m: dict((method_options or {}).get(m, {})) for m in methods}
+    if device is not None:
+        for opts in options.values():
+            opts.setdefault("device", device)
+    return options
 
 
 def thumbnails(probe: ProbeSet) -> np.ndarray | None:

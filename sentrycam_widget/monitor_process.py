@@ -47,7 +47,7 @@ from .errors import InputError, WorkerError
 from .live import LiveFeed
 from .monitor_alerts import AlertCallback, deliver_alerts
 from .monitor_early import load_early_alerts
-from .monitor_inputs import check_methods
+from .monitor_inputs import check_methods, method_options_for
 from .projection.base import make_projector
 from .records import Alert, Checkpoint, Frame
 from .viewer import WidgetView, open_run
@@ -333,10 +333,10 @@ def _child_options(
     device: str | torch.device | None,
 ) -> dict[str, dict[str, Any]]:
     """Each method's projector options, as the child receives them (JSON)."""
-    options = {m: dict((method_options or {}).get(m, {})) for m in methods}
+    options = method_options_for(methods, method_options, device)
     for method, opts in options.items():
-        if "device" in opts or device is not None:
-            opts["device"] = str(opts.get("device", device))
+        if "device" in opts:
+            opts["device"] = str(opts["device"])
         try:
             options[method] = json.loads(json.dumps(opts))
         except (TypeError, ValueError) as exc:
