@@ -5,6 +5,7 @@
 // Points are rasterised into an RGBA image at the plot's pixel size (re-done when the ranges or
 // the size change; js/src/raster.js) and drawn by Bokeh's image_rgba glyph.
 
+import { setText } from "./dom.js";
 import { RasterCache, rasterizePoints } from "./raster.js";
 
 const LOADING = Symbol.for("sentrycam_widget.bokeh_loading");
@@ -92,7 +93,7 @@ function keepUnchangedStyles(plotView) {
     const sheet = view.position;
     if (typeof sheet?._update !== "function" || sheet.el?.tagName !== "STYLE") continue;
     sheet._update = function (css) {
-      if (this.el.textContent !== css) this.el.textContent = css;
+      setText(this.el, css);
     };
   }
 }
