@@ -91,6 +91,10 @@ def main() -> None:
     data = demo.digits_data()
     result = (record if mode == "record" else stop)(out, ddp, data, rank, world)
     (out / f"rank{rank}.json").write_text(json.dumps({"rank": rank, "world": world, **result}))
+    # both ranks tear gloo down together: a rank that destroyed its group while the other was
+    # still closing its monitor aborted at exit now and then ("terminate called without an
+    # active exception", SIGABRT), after its result was written
+    dist.barrier()
     dist.destroy_process_group()
 
 
